@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole ferrolb test suite on a fresh Debian bookworm machine, as root:
+# installs what the tests need (real BGP daemons, iproute2, the VM-lab linters), then runs
+# every test of the workspace. `.ci/run` runs exactly this, plus fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: real BGP peers (gobgpd, BIRD), iproute2 for network
+# namespaces, procps for process checks, ansible + ruby to check the Vagrant lab.
+pkgs=(gobgpd bird2 iproute2 procps ansible-core ruby python3-jinja2)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# BIRD's Debian package may start a system instance; the tests start their own.
+# Network tests run as root in their own namespaces; nothing else is touched.
+cargo test --workspace --no-fail-fast
