@@ -1,0 +1,749 @@
+//! What this node announces, as a pure function of plain data.
+//!
+//! The speaker's Kubernetes watchers fill [`NodeView`], [`ServiceView`] and the endpoints,
+//! and the session layer diffs the returned [`Decision`] against what each BGP session has
+//! already sent. Nothing here knows about tokio, sockets or the API server, so every rule of
+//! `reference/metallb-compat.md` ("When a node announces a Service") is tested as a table.
+//!
+//! Rules, in order:
+//! - peers: only those whose `node-selectors` match this node's labels get a session;
+//! - services: `type: LoadBalancer` with status IPs; with `--lb-class X` only class X, without
+//!   it no service that sets any class;
+//! - the node announces no Service IP when it carries
+//!   `node.kubernetes.io/exclude-from-external-load-balancers` (unless told to ignore the
+//!   label) or its `NetworkUnavailable` condition is True;
+//! - `externalTrafficPolicy: Local`: only with a usable endpoint on this node;
+//!   `Cluster`: with a usable endpoint anywhere;
+//! - a usable endpoint is `ready` true or unset, or `serving` (true or unset) when the Service
+//!   publishes not-ready addresses;
+//! - each IP becomes one prefix per `bgp-advertisements` entry of its pool, masked to the
+//!   aggregation length, with the advertisement's communities; LOCAL_PREF only towards iBGP
+//!   peers; an IP outside every pool is not announced and is reported as a problem;
+//! - pod CIDRs (`--pod-cidr-mode` advertise or advertise-and-install) go to every selected
+//!   peer, without communities, whatever the exclusion label says: pods on an excluded node
+//!   still need to be reachable.
+//!
+//! When two advertisements yield the same prefix (aggregation), their communities are merged
+//! and the highest LOCAL_PREF wins, so the result never depends on iteration order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ferrolb_config::{Community, Config, Peer, Protocol};
+use ipnet::IpNet;
+
+/// The label that keeps a node out of external load balancing.
+pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// How pod CIDRs are routed over BGP (`--pod-cidr-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodCidrMode {
+    /// Neither announce nor install (default: the CNI routes pods).
+    #[default]
+    Off,
+    /// Announce this node's pod CIDRs.
+    Advertise,
+    /// Announce them and install pod routes learned from peers.
+    AdvertiseAndInstall,
+}
+
+impl PodCidrMode {
+    /// Whether this node's pod CIDRs are announced.
+    pub fn advertises(self) -> bool {
+        !matches!(self, PodCidrMode::Off)
+    }
+}
+
+/// The speaker's own options that affect the decision.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--lb-class`: handle only Services of this class.
+    pub lb_class: Option<String>,
+    /// Announce even from nodes labelled [`EXCLUDE_LB_LABEL`].
+    pub ignore_exclude_lb: bool,
+    /// `--pod-cidr-mode`.
+    pub pod_cidr_mode: PodCidrMode,
+}
+
+/// This node, as far as the decision cares.
+#[derive(Debug, Clone, Default)]
+pub struct NodeView {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// The `NetworkUnavailable` condition is True.
+    pub network_unavailable: bool,
+    /// `spec.podCIDRs` (or `spec.podCIDR`).
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+/// `spec.externalTrafficPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrafficPolicy {
+    /// Any node may receive traffic (the default).
+    #[default]
+    Cluster,
+    /// Only nodes with a local endpoint.
+    Local,
+}
+
+/// One endpoint of a Service (from its EndpointSlices).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointView {
+    /// `nodeName` of the endpoint.
+    pub node_name: Option<String>,
+    /// `conditions.ready`.
+    pub ready: Option<bool>,
+    /// `conditions.serving`.
+    pub serving: Option<bool>,
+}
+
+/// One Service, as far as the decision cares.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceView {
+    /// `namespace/name`.
+    pub key: String,
+    /// `spec.type == LoadBalancer`.
+    pub is_load_balancer: bool,
+    /// `spec.loadBalancerClass`.
+    pub lb_class: Option<String>,
+    /// `status.loadBalancer.ingress[].ip`.
+    pub ips: Vec<IpAddr>,
+    /// `spec.externalTrafficPolicy`.
+    pub traffic_policy: TrafficPolicy,
+    /// `spec.publishNotReadyAddresses`.
+    pub publish_not_ready: bool,
+    /// Every endpoint of every EndpointSlice of the Service.
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// Identifies a peer across config reloads: address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    /// `peer-address`.
+    pub address: IpAddr,
+    /// `peer-port`.
+    pub port: u16,
+}
+
+impl PeerKey {
+    /// The key of a configured peer.
+    pub fn of(peer: &Peer) -> Self {
+        PeerKey {
+            address: peer.address,
+            port: peer.port,
+        }
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.address {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// Why a prefix is announced.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// A LoadBalancer IP of these Services (several when shared or aggregated).
+    Service(BTreeSet<String>),
+    /// This node's pod CIDR.
+    PodCidr,
+}
+
+/// The attributes of one announced prefix towards one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advert {
+    /// Standard and large communities, sorted, no duplicates.
+    pub communities: BTreeSet<Community>,
+    /// LOCAL_PREF (iBGP peers only).
+    pub local_pref: Option<u32>,
+    /// What the prefix stands for.
+    pub origin: Origin,
+}
+
+/// A Service that cannot be announced, with the reason (becomes a Warning event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `namespace/name`.
+    pub service: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything this node announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// For every peer this node peers with (even with nothing to announce): prefix -> advert.
+    pub per_peer: BTreeMap<PeerKey, BTreeMap<IpNet, Advert>>,
+    /// Services announced from this node, with their announced IPs.
+    pub announced_services: BTreeMap<String, Vec<IpAddr>>,
+    /// Services with status IPs that cannot be announced by anyone (config problems).
+    pub problems: Vec<Problem>,
+}
+
+/// Whether the speaker handles this Service at all (type and class).
+pub fn handles_service(svc: &ServiceView, opts: &Options) -> bool {
+    svc.is_load_balancer && svc.lb_class == opts.lb_class
+}
+
+/// Whether this node may announce Service IPs at all.
+pub fn node_announces_services(node: &NodeView, opts: &Options) -> bool {
+    let excluded = !opts.ignore_exclude_lb && node.labels.contains_key(EXCLUDE_LB_LABEL);
+    !excluded && !node.network_unavailable
+}
+
+fn endpoint_usable(ep: &EndpointView, publish_not_ready: bool) -> bool {
+    ep.ready != Some(false) || (publish_not_ready && ep.serving != Some(false))
+}
+
+/// Whether this node should announce the Service's IPs, by traffic policy and endpoints.
+pub fn service_announced_here(svc: &ServiceView, node_name: &str) -> bool {
+    let mut usable = svc
+        .endpoints
+        .iter()
+        .filter(|ep| endpoint_usable(ep, svc.publish_not_ready));
+    match svc.traffic_policy {
+        TrafficPolicy::Cluster => usable.next().is_some(),
+        TrafficPolicy::Local => usable.any(|ep| ep.node_name.as_deref() == Some(node_name)),
+    }
+}
+
+/// `ip` masked to `len` bits (clamped to the family's width).
+pub fn aggregate(ip: IpAddr, len: u8) -> IpNet {
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let net = IpNet::new(ip, len.min(max)).unwrap_or_else(|_| IpNet::from(ip));
+    net.trunc()
+}
+
+fn merge(into: &mut BTreeMap<IpNet, Advert>, prefix: IpNet, advert: Advert) {
+    match into.get_mut(&prefix) {
+        None => {
+            into.insert(prefix, advert);
+        }
+        Some(existing) => {
+            existing.communities.extend(advert.communities);
+            existing.local_pref = existing.local_pref.max(advert.local_pref);
+            existing.origin = match (&existing.origin, advert.origin) {
+                (Origin::Service(a), Origin::Service(b)) => {
+                    Origin::Service(a.iter().cloned().chain(b).collect())
+                }
+                // A pod CIDR that also covers a Service IP stays a pod CIDR.
+                (Origin::PodCidr, _) | (_, Origin::PodCidr) => Origin::PodCidr,
+            };
+        }
+    }
+}
+
+/// Computes everything this node announces to each of its peers.
+pub fn decide(
+    config: &Config,
+    node: &NodeView,
+    services: &[ServiceView],
+    opts: &Options,
+) -> Decision {
+    let peers: Vec<&Peer> = config
+        .peers
+        .iter()
+        .filter(|p| p.selects_node(&node.labels))
+        .collect();
+    let mut decision = Decision {
+        per_peer: peers
+            .iter()
+            .map(|p| (PeerKey::of(p), BTreeMap::new()))
+            .collect(),
+        ..Decision::default()
+    };
+
+    let node_ok = node_announces_services(node, opts);
+    for svc in services.iter().filter(|s| handles_service(s, opts)) {
+        let mut wanted: Vec<(IpAddr, &ferrolb_config::Pool)> = Vec::new();
+        for ip in &svc.ips {
+            match config.pool_for_ip(*ip) {
+                None => decision.problems.push(Problem {
+                    service: svc.key.clone(),
+                    reason: format!("IP {ip} is not in any configured address pool; not announced"),
+                }),
+                Some(pool) if pool.protocol != Protocol::Bgp => {}
+                Some(pool) => wanted.push((*ip, pool)),
+            }
+        }
+        if wanted.is_empty() || !node_ok || !service_announced_here(svc, &node.name) {
+            continue;
+        }
+        let origin = Origin::Service(BTreeSet::from([svc.key.clone()]));
+        for peer in &peers {
+            let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
+            for (ip, pool) in &wanted {
+                for adv in &pool.bgp_advertisements {
+                    let len = if ip.is_ipv4() {
+                        adv.aggregation_length
+                    } else {
+                        adv.aggregation_length_v6
+                    };
+                    let advert = Advert {
+                        communities: adv.communities.iter().copied().collect(),
+                        local_pref: if peer.is_ibgp() { adv.local_pref } else { None },
+                        origin: origin.clone(),
+                    };
+                    merge(table, aggregate(*ip, len), advert);
+                }
+            }
+        }
+        decision
+            .announced_services
+            .insert(svc.key.clone(), wanted.iter().map(|(ip, _)| *ip).collect());
+    }
+
+    if opts.pod_cidr_mode.advertises() {
+        for peer in &peers {
+            let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
+            for cidr in &node.pod_cidrs {
+                let advert = Advert {
+                    communities: BTreeSet::new(),
+                    local_pref: None,
+                    origin: Origin::PodCidr,
+                };
+                merge(table, cidr.trunc(), advert);
+            }
+        }
+    }
+    decision
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+peers:
+- peer-address: 172.17.0.1
+  peer-asn: 64512
+  my-asn: 64522
+- peer-address: 172.17.0.2
+  peer-asn: 64522
+  my-asn: 64522
+- peer-address: "fd00::1"
+  peer-asn: 64512
+  my-asn: 64522
+  node-selectors:
+  - match-labels:
+      rack: r1
+bgp-communities:
+  no-export: 65535:65281
+address-pools:
+- name: plain
+  protocol: bgp
+  addresses: [172.17.254.0/24, "fd00:254::/112"]
+  bgp-advertisements:
+  - localpref: 200
+    communities: [no-export, "large:64522:1:2"]
+- name: agg
+  protocol: bgp
+  addresses: [198.51.100.0/24, "2001:db8::/64"]
+  bgp-advertisements:
+  - aggregation-length: 24
+    aggregation-length-v6: 64
+    communities: ["64512:7"]
+  - {}
+- name: l2
+  protocol: layer2
+  addresses: [192.168.9.0/24]
+"#;
+
+    fn config() -> Config {
+        ferrolb_config::parse_config(BASE)
+            .expect("test config parses")
+            .config
+    }
+
+    fn node(labels: &[(&str, &str)]) -> NodeView {
+        NodeView {
+            name: "node-1".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            network_unavailable: false,
+            pod_cidrs: vec!["10.244.1.0/24".parse().unwrap()],
+        }
+    }
+
+    fn ep(node: &str, ready: Option<bool>, serving: Option<bool>) -> EndpointView {
+        EndpointView {
+            node_name: Some(node.into()),
+            ready,
+            serving,
+        }
+    }
+
+    fn svc(key: &str, ips: &[&str], policy: TrafficPolicy, eps: Vec<EndpointView>) -> ServiceView {
+        ServiceView {
+            key: key.into(),
+            is_load_balancer: true,
+            lb_class: None,
+            ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+            traffic_policy: policy,
+            publish_not_ready: false,
+            endpoints: eps,
+        }
+    }
+
+    /// One line per (peer, prefix): `peer prefix [communities] lp=N`; peers with nothing
+    /// announced appear as `peer -`.
+    fn render(d: &Decision) -> Vec<String> {
+        let mut out = Vec::new();
+        for (peer, table) in &d.per_peer {
+            if table.is_empty() {
+                out.push(format!("{peer} -"));
+            }
+            for (prefix, a) in table {
+                let comms: Vec<String> = a.communities.iter().map(|c| c.to_string()).collect();
+                let lp = a.local_pref.map_or("-".to_string(), |v| v.to_string());
+                out.push(format!("{peer} {prefix} [{}] lp={lp}", comms.join(" ")));
+            }
+        }
+        out
+    }
+
+    use TrafficPolicy::{Cluster, Local};
+
+    struct Case {
+        name: &'static str,
+        node: NodeView,
+        services: Vec<ServiceView>,
+        opts: Options,
+        want: &'static [&'static str],
+    }
+
+    const PEERS_NONE: &[&str] = &["172.17.0.1:179 -", "172.17.0.2:179 -"];
+    const ONE_V4: &[&str] = &[
+        "172.17.0.1:179 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=-",
+        "172.17.0.2:179 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=200",
+    ];
+
+    fn cases() -> Vec<Case> {
+        let ready_elsewhere = vec![ep("node-2", Some(true), None)];
+        let ready_here = vec![ep("node-1", Some(true), None)];
+        let mut class_x = svc("ns/x", &["172.17.254.1"], Cluster, ready_here.clone());
+        class_x.lb_class = Some("x".into());
+        let mut not_lb = svc("ns/n", &["172.17.254.1"], Cluster, ready_here.clone());
+        not_lb.is_load_balancer = false;
+        let mut pnr = svc(
+            "ns/p",
+            &["172.17.254.1"],
+            Local,
+            vec![ep("node-1", Some(false), Some(true))],
+        );
+        pnr.publish_not_ready = true;
+        let mut unavailable = node(&[]);
+        unavailable.network_unavailable = true;
+        vec![
+            Case {
+                name: "cluster policy, ready endpoint on another node: every peer, LOCAL_PREF to iBGP only",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Cluster,
+                    ready_elsewhere.clone(),
+                )],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "cluster policy, no endpoints: nothing",
+                node: node(&[]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, vec![])],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "cluster policy, all endpoints unready: nothing",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Cluster,
+                    vec![ep("node-1", Some(false), Some(true))],
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "ready unset counts as ready",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    vec![ep("node-1", None, None)],
+                )],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "local policy, endpoint only elsewhere: nothing",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    ready_elsewhere.clone(),
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "local policy, ready endpoint here",
+                node: node(&[]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Local, ready_here.clone())],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "publishNotReadyAddresses: a serving endpoint counts",
+                node: node(&[]),
+                services: vec![pnr],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "exclude-from-external-load-balancers label: nothing",
+                node: node(&[(EXCLUDE_LB_LABEL, "")]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, ready_here.clone())],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "exclude label ignored by flag",
+                node: node(&[(EXCLUDE_LB_LABEL, "true")]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, ready_here.clone())],
+                opts: Options {
+                    ignore_exclude_lb: true,
+                    ..Options::default()
+                },
+                want: ONE_V4,
+            },
+            Case {
+                name: "NetworkUnavailable: nothing",
+                node: unavailable,
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, ready_here.clone())],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "a class is set and no --lb-class: ignored",
+                node: node(&[]),
+                services: vec![class_x.clone()],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "--lb-class x handles class x",
+                node: node(&[]),
+                services: vec![class_x],
+                opts: Options {
+                    lb_class: Some("x".into()),
+                    ..Options::default()
+                },
+                want: ONE_V4,
+            },
+            Case {
+                name: "--lb-class x ignores services without a class",
+                node: node(&[]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, ready_here.clone())],
+                opts: Options {
+                    lb_class: Some("x".into()),
+                    ..Options::default()
+                },
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "not a LoadBalancer: ignored",
+                node: node(&[]),
+                services: vec![not_lb],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "node selector matches: the IPv6 peer joins; IPv6 /128 with communities",
+                node: node(&[("rack", "r1")]),
+                services: vec![svc("ns/a", &["fd00:254::5"], Cluster, ready_here.clone())],
+                opts: Options::default(),
+                want: &[
+                    "172.17.0.1:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
+                    "172.17.0.2:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=200",
+                    "[fd00::1]:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
+                ],
+            },
+            Case {
+                name: "aggregation: two services share one /24 plus their own /32s; IPv6 /64",
+                node: node(&[]),
+                services: vec![
+                    svc("ns/a", &["198.51.100.7"], Cluster, ready_here.clone()),
+                    svc(
+                        "ns/b",
+                        &["198.51.100.9", "2001:db8::9"],
+                        Cluster,
+                        ready_here.clone(),
+                    ),
+                ],
+                opts: Options::default(),
+                want: &[
+                    "172.17.0.1:179 198.51.100.0/24 [64512:7] lp=-",
+                    "172.17.0.1:179 198.51.100.7/32 [] lp=-",
+                    "172.17.0.1:179 198.51.100.9/32 [] lp=-",
+                    "172.17.0.1:179 2001:db8::/64 [64512:7] lp=-",
+                    "172.17.0.1:179 2001:db8::9/128 [] lp=-",
+                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=-",
+                    "172.17.0.2:179 198.51.100.7/32 [] lp=-",
+                    "172.17.0.2:179 198.51.100.9/32 [] lp=-",
+                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=-",
+                    "172.17.0.2:179 2001:db8::9/128 [] lp=-",
+                ],
+            },
+            Case {
+                name: "layer2 pool and an IP outside every pool: not announced",
+                node: node(&[]),
+                services: vec![
+                    svc("ns/l2", &["192.168.9.1"], Cluster, ready_here.clone()),
+                    svc("ns/out", &["203.0.113.1"], Cluster, ready_here.clone()),
+                ],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "pod CIDR mode advertise: pod CIDR to every peer, even from an excluded node",
+                node: node(&[(EXCLUDE_LB_LABEL, "")]),
+                services: vec![svc("ns/a", &["172.17.254.1"], Cluster, ready_here.clone())],
+                opts: Options {
+                    pod_cidr_mode: PodCidrMode::Advertise,
+                    ..Options::default()
+                },
+                want: &[
+                    "172.17.0.1:179 10.244.1.0/24 [] lp=-",
+                    "172.17.0.2:179 10.244.1.0/24 [] lp=-",
+                ],
+            },
+            Case {
+                name: "pod CIDR mode off: no pod CIDR",
+                node: node(&[]),
+                services: vec![],
+                opts: Options {
+                    pod_cidr_mode: PodCidrMode::Off,
+                    ..Options::default()
+                },
+                want: PEERS_NONE,
+            },
+        ]
+    }
+
+    #[test]
+    fn decision_table() {
+        let config = config();
+        let mut failures = Vec::new();
+        for case in cases() {
+            let got = render(&decide(&config, &case.node, &case.services, &case.opts));
+            if got != case.want {
+                failures.push(format!(
+                    "{}:\n  want {:#?}\n  got  {:#?}",
+                    case.name, case.want, got
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn announced_services_and_problems() {
+        let config = config();
+        let services = vec![
+            svc(
+                "ns/a",
+                &["172.17.254.1"],
+                Local,
+                vec![ep("node-1", Some(true), None)],
+            ),
+            svc(
+                "ns/far",
+                &["172.17.254.2"],
+                Local,
+                vec![ep("node-2", Some(true), None)],
+            ),
+            svc(
+                "ns/out",
+                &["203.0.113.1"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        let announced: Vec<(&str, Vec<IpAddr>)> = d
+            .announced_services
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        assert_eq!(
+            announced,
+            vec![("ns/a", vec!["172.17.254.1".parse().unwrap()])]
+        );
+        assert_eq!(
+            d.problems,
+            vec![Problem {
+                service: "ns/out".into(),
+                reason: "IP 203.0.113.1 is not in any configured address pool; not announced"
+                    .into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn shared_ip_merges_origins() {
+        let config = config();
+        let services = vec![
+            svc(
+                "ns/a",
+                &["172.17.254.1"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+            svc(
+                "ns/b",
+                &["172.17.254.1"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        let key = PeerKey {
+            address: "172.17.0.1".parse().unwrap(),
+            port: 179,
+        };
+        let advert = &d.per_peer[&key][&"172.17.254.1/32".parse::<IpNet>().unwrap()];
+        assert_eq!(
+            advert.origin,
+            Origin::Service(BTreeSet::from(["ns/a".to_string(), "ns/b".to_string()]))
+        );
+    }
+
+    #[test]
+    fn aggregate_masks_and_clamps() {
+        assert_eq!(
+            aggregate("10.1.2.3".parse().unwrap(), 24).to_string(),
+            "10.1.2.0/24"
+        );
+        assert_eq!(
+            aggregate("10.1.2.3".parse().unwrap(), 40).to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            aggregate("2001:db8::1".parse().unwrap(), 64).to_string(),
+            "2001:db8::/64"
+        );
+    }
+}
