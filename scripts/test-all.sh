@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: real BGP peers (gobgpd, BIRD), iproute2 for network
 # namespaces, procps for process checks, ansible + ruby to check the Vagrant lab.
-pkgs=(gobgpd bird2 iproute2 procps ansible-core ruby python3-jinja2)
+pkgs=(gobgpd bird2 iproute2 procps ansible-core ruby python3-jinja2 tcpdump)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
