@@ -1,0 +1,800 @@
+//! The allocator's state and operations.
+//!
+//! Bookkeeping, all proportional to what is allocated (never to pool sizes):
+//! - `slots` (+ `index` from key to slot): each Service's last request, pool and IPs;
+//! - `ips`: for each held IP its pool and holders (several only when shared);
+//! - per pool and family, the held addresses as coalesced runs in the pool's index space
+//!   ([`IntervalSet`]), which answers "lowest free address" in O(log runs);
+//! - `shared`: for each sharing key the IPs held under it, so a Service with that key finds an
+//!   IP it may join without scanning the pool.
+
+use std::collections::btree_map::Entry as BEntry;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use tracing::{debug, info};
+
+use super::error::AllocError;
+use super::hash::FastState;
+use super::intervals::IntervalSet;
+use super::pool::{PoolSet, addr_value, is_buggy, value_addr};
+use super::sharing;
+use super::types::{Assignment, Family, FamilyPolicy, PoolStats, Request};
+
+/// Index of a Service in the slot table (holders refer to Services by slot, not by key, so
+/// an IP costs no string copies).
+type Slot = u32;
+
+/// What one Service holds.
+#[derive(Debug, Clone)]
+struct Held {
+    request: Request,
+    pool: usize,
+    /// Primary family first.
+    ips: IpPair,
+}
+
+/// One or two IPs stored inline (a Service holds at most one per family), saving a heap
+/// allocation per Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IpPair {
+    ips: [IpAddr; 2],
+    len: u8,
+}
+
+impl IpPair {
+    /// The first two of `ips` (callers pass one or two).
+    fn new(ips: &[IpAddr]) -> IpPair {
+        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let first = ips.first().copied().unwrap_or(unspecified);
+        let second = ips.get(1).copied().unwrap_or(unspecified);
+        IpPair {
+            ips: [first, second],
+            len: ips.len().min(2) as u8,
+        }
+    }
+
+    fn as_slice(&self) -> &[IpAddr] {
+        &self.ips[..usize::from(self.len)]
+    }
+}
+
+/// The Services holding one IP (in the order they joined), or sharing one key hash; almost
+/// always exactly one.
+#[derive(Debug, Clone)]
+enum Holders {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Holders {
+    fn as_slice(&self) -> &[Slot] {
+        match self {
+            Holders::One(s) => std::slice::from_ref(s),
+            Holders::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, slot: Slot) {
+        match self {
+            Holders::One(s) => *self = Holders::Many(vec![*s, slot]),
+            Holders::Many(v) => v.push(slot),
+        }
+    }
+
+    /// Removes `slot`; returns true if no holder is left.
+    fn remove(&mut self, slot: Slot) -> bool {
+        match self {
+            Holders::One(s) => *s == slot,
+            Holders::Many(v) => {
+                v.retain(|s| *s != slot);
+                v.is_empty()
+            }
+        }
+    }
+}
+
+/// Who holds one IP.
+#[derive(Debug, Clone)]
+struct IpUse {
+    pool: usize,
+    holders: Holders,
+}
+
+/// Held addresses of one pool, per family, in the pool's index space.
+#[derive(Debug, Clone, Default)]
+struct PoolUse {
+    used: [IntervalSet; 2],
+    services: usize,
+}
+
+impl PoolUse {
+    fn used(&mut self, f: Family) -> &mut IntervalSet {
+        match f {
+            Family::V4 => &mut self.used[0],
+            Family::V6 => &mut self.used[1],
+        }
+    }
+
+    fn used_ref(&self, f: Family) -> &IntervalSet {
+        match f {
+            Family::V4 => &self.used[0],
+            Family::V6 => &self.used[1],
+        }
+    }
+}
+
+/// The pure IP allocator. See the [module docs](super) for the rules and policies.
+#[derive(Debug, Clone, Default)]
+pub struct Allocator {
+    pools: PoolSet,
+    usage: Vec<PoolUse>,
+    /// Hash of the Service key -> slot(s). Keyed by hash, not by a copy of the key, to save a
+    /// string per Service; collisions are resolved by comparing the slot's own key.
+    index: HashMap<u64, Holders, FastState>,
+    key_hasher: FastState,
+    slots: Vec<Option<Held>>,
+    free_slots: Vec<Slot>,
+    /// Ordered: allocations are mostly ascending, so the touched nodes stay in cache.
+    ips: BTreeMap<IpAddr, IpUse>,
+    /// Sharing key -> IPs held under it.
+    shared: HashMap<String, BTreeSet<IpAddr>, FastState>,
+}
+
+/// Which pools a request may draw from: the one it names, or every auto-assign pool.
+#[derive(Debug, Clone, Copy)]
+enum Candidates {
+    Named(usize),
+    Auto,
+}
+
+impl Allocator {
+    /// An allocator over `pools` with nothing allocated.
+    pub fn new(pools: PoolSet) -> Allocator {
+        let usage = vec![PoolUse::default(); pools.pools.len()];
+        Allocator {
+            pools,
+            usage,
+            ..Allocator::default()
+        }
+    }
+
+    /// The current pools.
+    pub fn pools(&self) -> &PoolSet {
+        &self.pools
+    }
+
+    /// Gives `request.key` IPs satisfying `request`.
+    ///
+    /// Idempotent and sticky: if the Service already holds IPs that still satisfy the request
+    /// (same requested IPs/pool, families fit, sharing still allowed) they are returned
+    /// unchanged; an IP never moves for any other reason. The one addition: a PreferDualStack
+    /// Service holding one family gets the other family from the same pool once one is free.
+    /// If the held IPs no longer satisfy the request they are released first, even when no
+    /// replacement can be found (the error then says why). A malformed request
+    /// ([`ErrorKind::InvalidRequest`](super::ErrorKind::InvalidRequest)) is refused before
+    /// anything changes.
+    pub fn assign(&mut self, request: Request) -> Result<Assignment, AllocError> {
+        validate_request(&request)?;
+        if let Some(slot) = self.slot_of(&request.key)
+            && let Some(held) = self.held(slot)
+        {
+            if self.satisfies(&request, held.pool, held.ips.as_slice(), Some(slot)) {
+                let pool = held.pool;
+                let ips = primary_first(
+                    self.complete_dual_stack(&request, pool, held.ips.as_slice(), slot),
+                    request.family.primary(),
+                );
+                if self
+                    .held(slot)
+                    .is_some_and(|h| h.request == request && h.ips.as_slice() == ips)
+                {
+                    return Ok(self.assignment_of(pool, ips));
+                }
+                self.unhold(&request.key);
+                self.hold(request, pool, &ips);
+                return Ok(self.assignment_of(pool, ips));
+            }
+            info!(service = %request.key, ips = ?held.ips.as_slice(), "held IPs no longer satisfy the request, re-allocating");
+            self.unhold(&request.key);
+        }
+        let (pool, ips) = self.choose(&request)?;
+        debug!(service = %request.key, pool = %self.pools.pools[pool].name, ips = ?ips, "assigned");
+        self.hold(request, pool, &ips);
+        Ok(self.assignment_of(pool, ips))
+    }
+
+    /// Records that `request.key` holds `existing_ips` (from its Service status) without
+    /// choosing anything. Used at controller start, before any `assign`, so a pending Service
+    /// can never be handed an IP another Service already has.
+    ///
+    /// Checks only what could cause double use: each IP lies in a pool (and is not a skipped
+    /// .0/.255), all in one pool, and sharing with current holders is allowed. Whether the IPs
+    /// still fit the Service's request is left to the `assign` that follows, which moves them
+    /// only if they do not. On error nothing is recorded (a previous holding of the same
+    /// Service is kept).
+    pub fn restore(
+        &mut self,
+        request: Request,
+        existing_ips: &[IpAddr],
+    ) -> Result<Assignment, AllocError> {
+        if existing_ips.is_empty() {
+            return Err(AllocError::NothingToRestore);
+        }
+        check_families(existing_ips)?;
+        let me = self.slot_of(&request.key);
+        let pool = self.pool_of_ips(existing_ips, None)?;
+        for ip in existing_ips {
+            self.check_ip(ip, &request, me)?;
+        }
+        self.unhold(&request.key);
+        let ips = primary_first(existing_ips.to_vec(), request.family.primary());
+        debug!(service = %request.key, pool = %self.pools.pools[pool].name, ips = ?ips, "restored");
+        self.hold(request, pool, &ips);
+        Ok(self.assignment_of(pool, ips))
+    }
+
+    /// Frees what `key` holds; an IP returns to its pool when its last holder leaves.
+    /// Returns what was held.
+    pub fn release(&mut self, key: &str) -> Option<Assignment> {
+        let held = self.unhold(key)?;
+        debug!(service = %key, ips = ?held.ips.as_slice(), "released");
+        Some(self.assignment_of(held.pool, held.ips.as_slice().to_vec()))
+    }
+
+    /// What `key` holds now.
+    pub fn assignment(&self, key: &str) -> Option<Assignment> {
+        let held = self.held(self.slot_of(key)?)?;
+        Some(self.assignment_of(held.pool, held.ips.as_slice().to_vec()))
+    }
+
+    /// Keys of every Service holding `ip` (several when shared), in the order they joined.
+    pub fn holders(&self, ip: &IpAddr) -> Vec<&str> {
+        self.ips
+            .get(ip)
+            .map(|u| {
+                u.holders
+                    .as_slice()
+                    .iter()
+                    .filter_map(|&s| self.held(s).map(|h| h.request.key.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Number of Services holding IPs.
+    pub fn services_len(&self) -> usize {
+        self.slots.len() - self.free_slots.len()
+    }
+
+    /// Replaces the pools (a config change). Every Service whose IPs are still valid under
+    /// the new pools keeps them (its pool name follows the config); the others are released
+    /// and their keys returned, sorted, for the controller to re-allocate (MetalLB >= 0.14.2
+    /// behaviour). Invalid means: an IP outside every pool or now skipped as .0/.255, IPs split
+    /// across pools, or the holding no longer fits the Service's request (e.g. its named pool
+    /// was renamed; a restored holding that never fitted counts too).
+    pub fn set_pools(&mut self, pools: PoolSet) -> Vec<String> {
+        let mut held: Vec<Held> = self.slots.drain(..).flatten().collect();
+        held.sort_unstable_by(|a, b| a.request.key.cmp(&b.request.key));
+        self.index.clear();
+        self.free_slots.clear();
+        self.ips.clear();
+        self.shared.clear();
+        self.usage = vec![PoolUse::default(); pools.pools.len()];
+        self.pools = pools;
+        let mut invalidated = Vec::new();
+        for h in held {
+            let ips = h.ips.as_slice();
+            match self.pool_of_ips(ips, None) {
+                Ok(pool) if self.satisfies(&h.request, pool, ips, None) => {
+                    self.hold(h.request, pool, ips);
+                }
+                _ => {
+                    info!(service = %h.request.key, ips = ?ips, "IPs no longer valid after pool change");
+                    invalidated.push(h.request.key);
+                }
+            }
+        }
+        invalidated
+    }
+
+    /// Numbers for the per-pool metrics, in config order.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        self.pools
+            .pools
+            .iter()
+            .zip(&self.usage)
+            .map(|(p, u)| PoolStats {
+                pool: p.name.clone(),
+                addresses_total: p.addresses_total,
+                in_use: u.used[0].len().saturating_add(u.used[1].len()),
+                services_allocated: u.services,
+            })
+            .collect()
+    }
+
+    // ---- internals ----
+
+    fn slot_of(&self, key: &str) -> Option<Slot> {
+        let bucket = self.index.get(&self.key_hasher.hash_one(key))?;
+        bucket
+            .as_slice()
+            .iter()
+            .copied()
+            .find(|&s| self.held(s).is_some_and(|h| h.request.key == key))
+    }
+
+    /// The holding in `slot` (slots named by `index` and `ips` are always live).
+    fn held(&self, slot: Slot) -> Option<&Held> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    fn assignment_of(&self, pool: usize, ips: Vec<IpAddr>) -> Assignment {
+        Assignment {
+            pool: self.pools.pools[pool].name.clone(),
+            ips,
+        }
+    }
+
+    /// Records a holding whose validity the caller has established.
+    fn hold(&mut self, request: Request, pool: usize, ips: &[IpAddr]) {
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                Slot::try_from(self.slots.len() - 1).unwrap_or(Slot::MAX)
+            }
+        };
+        for ip in ips {
+            match self.ips.entry(*ip) {
+                BEntry::Occupied(mut e) => e.get_mut().holders.push(slot),
+                BEntry::Vacant(e) => {
+                    e.insert(IpUse {
+                        pool,
+                        holders: Holders::One(slot),
+                    });
+                    let (family, v) = addr_value(ip);
+                    if let (Some(i), Some(u)) = (
+                        self.pools.pools[pool].numbering(family).index(v),
+                        self.usage.get_mut(pool),
+                    ) {
+                        u.used(family).insert(i);
+                    }
+                }
+            }
+            if let Some(k) = request.sharing() {
+                match self.shared.get_mut(k) {
+                    Some(set) => {
+                        set.insert(*ip);
+                    }
+                    None => {
+                        self.shared.insert(k.to_string(), BTreeSet::from([*ip]));
+                    }
+                }
+            }
+        }
+        if let Some(u) = self.usage.get_mut(pool) {
+            u.services += 1;
+        }
+        match self
+            .index
+            .entry(self.key_hasher.hash_one(request.key.as_str()))
+        {
+            Entry::Occupied(mut e) => e.get_mut().push(slot),
+            Entry::Vacant(e) => {
+                e.insert(Holders::One(slot));
+            }
+        }
+        self.slots[slot as usize] = Some(Held {
+            request,
+            pool,
+            ips: IpPair::new(ips),
+        });
+    }
+
+    /// Removes `key`'s holding, freeing IPs it held alone.
+    fn unhold(&mut self, key: &str) -> Option<Held> {
+        let slot = self.slot_of(key)?;
+        if let Entry::Occupied(mut e) = self.index.entry(self.key_hasher.hash_one(key))
+            && e.get_mut().remove(slot)
+        {
+            e.remove();
+        }
+        let held = self.slots.get_mut(slot as usize)?.take()?;
+        self.free_slots.push(slot);
+        for ip in held.ips.as_slice() {
+            let BEntry::Occupied(mut entry) = self.ips.entry(*ip) else {
+                continue;
+            };
+            if !entry.get_mut().holders.remove(slot) {
+                continue;
+            }
+            let pool = entry.remove().pool;
+            let (family, v) = addr_value(ip);
+            if let (Some(i), Some(u)) = (
+                self.pools.pools[pool].numbering(family).index(v),
+                self.usage.get_mut(pool),
+            ) {
+                u.used(family).remove(i);
+            }
+            if let Some(k) = held.request.sharing()
+                && let Some(set) = self.shared.get_mut(k)
+            {
+                set.remove(ip);
+                if set.is_empty() {
+                    self.shared.remove(k);
+                }
+            }
+        }
+        if let Some(u) = self.usage.get_mut(held.pool) {
+            u.services = u.services.saturating_sub(1);
+        }
+        Some(held)
+    }
+
+    /// Whether `request` may join the current holders of `ip` (`me`, its own slot, excluded).
+    fn check_ip(&self, ip: &IpAddr, request: &Request, me: Option<Slot>) -> Result<(), AllocError> {
+        let Some(entry) = self.ips.get(ip) else {
+            return Ok(());
+        };
+        for &slot in entry.holders.as_slice().iter().filter(|&&s| Some(s) != me) {
+            let Some(other) = self.held(slot).map(|h| &h.request) else {
+                continue;
+            };
+            sharing::check(request, other).map_err(|reason| AllocError::InUse {
+                ip: *ip,
+                holder: other.key.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The pool of `ip`, as the allocator sees it.
+    fn pool_of_ip(&self, ip: &IpAddr) -> Result<usize, AllocError> {
+        let pool = self
+            .pools
+            .containing(ip)
+            .ok_or(AllocError::NotInAnyPool { ip: *ip })?;
+        let p = &self.pools.pools[pool];
+        let (family, v) = addr_value(ip);
+        if p.avoid_buggy_ips && is_buggy(family, v) {
+            return Err(AllocError::AvoidedBuggyIp {
+                ip: *ip,
+                pool: p.name.clone(),
+            });
+        }
+        Ok(pool)
+    }
+
+    /// The single pool holding all of `ips` (non-empty); with `named`, it must be that pool.
+    fn pool_of_ips(&self, ips: &[IpAddr], named: Option<&str>) -> Result<usize, AllocError> {
+        let mut found: Option<(usize, IpAddr)> = None;
+        for ip in ips {
+            let pool = self.pool_of_ip(ip)?;
+            let name = &self.pools.pools[pool].name;
+            if let Some(want) = named
+                && name != want
+            {
+                return Err(AllocError::NotInRequestedPool {
+                    ip: *ip,
+                    pool: want.to_string(),
+                });
+            }
+            match found {
+                Some((p, first)) if p != pool => {
+                    return Err(AllocError::DifferentPools {
+                        first,
+                        second: *ip,
+                        first_pool: self.pools.pools[p].name.clone(),
+                        second_pool: name.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => found = Some((pool, *ip)),
+            }
+        }
+        found.map(|(p, _)| p).ok_or(AllocError::NothingToRestore)
+    }
+
+    /// Whether holding `ips` from `pool` satisfies `request` now.
+    fn satisfies(&self, request: &Request, pool: usize, ips: &[IpAddr], me: Option<Slot>) -> bool {
+        let Some(p) = self.pools.pools.get(pool) else {
+            return false;
+        };
+        if request.pool.as_ref().is_some_and(|want| *want != p.name) {
+            return false;
+        }
+        // At most one IP per family, as the policy wants.
+        let distinct = match ips {
+            [a] => Some(Family::of(a)),
+            [a, b] if Family::of(a) != Family::of(b) => None,
+            _ => return false,
+        };
+        let family_ok = match (request.family, distinct) {
+            (FamilyPolicy::SingleStack(f), Some(have)) => f == have,
+            (FamilyPolicy::SingleStack(_), None) => false,
+            (FamilyPolicy::PreferDualStack(_), _) => true,
+            (FamilyPolicy::RequireDualStack(_), d) => d.is_none(),
+        };
+        if !family_ok {
+            return false;
+        }
+        if !request.requested_ips.is_empty()
+            && (request.requested_ips.len() != ips.len()
+                || !request.requested_ips.iter().all(|r| ips.contains(r)))
+        {
+            return false;
+        }
+        ips.iter().all(|ip| {
+            self.pool_of_ip(ip).ok() == Some(pool) && self.check_ip(ip, request, me).is_ok()
+        })
+    }
+
+    /// For a PreferDualStack Service without requested IPs holding one family: the held IP
+    /// plus the other family from the same pool, if one is free. Never drops or changes the
+    /// IP already held.
+    fn complete_dual_stack(
+        &self,
+        request: &Request,
+        pool: usize,
+        held: &[IpAddr],
+        me: Slot,
+    ) -> Vec<IpAddr> {
+        let mut ips = held.to_vec();
+        let FamilyPolicy::PreferDualStack(primary) = request.family else {
+            return ips;
+        };
+        if !request.requested_ips.is_empty() || ips.len() != 1 {
+            return ips;
+        }
+        let missing = Family::of(&ips[0]).other();
+        if let Some(ip) = self.pick_in_pool(pool, missing, request, Some(me)) {
+            ips.push(ip);
+        }
+        primary_first(ips, primary)
+    }
+
+    /// Chooses IPs for a Service that holds nothing.
+    fn choose(&self, request: &Request) -> Result<(usize, Vec<IpAddr>), AllocError> {
+        if let Some(name) = &request.pool
+            && self.pools.index_of(name).is_none()
+        {
+            return Err(AllocError::UnknownPool { pool: name.clone() });
+        }
+        if !request.requested_ips.is_empty() {
+            let pool = self.pool_of_ips(&request.requested_ips, request.pool.as_deref())?;
+            for ip in &request.requested_ips {
+                self.check_ip(ip, request, None)?;
+            }
+            let ips = primary_first(request.requested_ips.clone(), request.family.primary());
+            return Ok((pool, ips));
+        }
+        let candidates = self.candidates(request);
+        match request.family {
+            FamilyPolicy::SingleStack(f) => self.pick_single(&candidates, f, request),
+            FamilyPolicy::RequireDualStack(primary) => {
+                self.pick_dual(&candidates, primary, request)
+            }
+            FamilyPolicy::PreferDualStack(primary) => {
+                if let Ok(found) = self.pick_dual(&candidates, primary, request) {
+                    return Ok(found);
+                }
+                let first = match self.pick_single(&candidates, primary, request) {
+                    Ok(found) => return Ok(found),
+                    Err(e) => e,
+                };
+                match self.pick_single(&candidates, primary.other(), request) {
+                    Ok(found) => Ok(found),
+                    Err(second) if is_family_missing(&first) && !is_family_missing(&second) => {
+                        Err(second)
+                    }
+                    Err(_) => Err(first),
+                }
+            }
+        }
+    }
+
+    fn candidates(&self, request: &Request) -> Candidates {
+        match request.pool.as_deref().and_then(|n| self.pools.index_of(n)) {
+            Some(idx) => Candidates::Named(idx),
+            None => Candidates::Auto,
+        }
+    }
+
+    /// The candidate pools in config order.
+    fn candidate_pools(&self, c: Candidates) -> impl Iterator<Item = usize> + '_ {
+        self.pools
+            .pools
+            .iter()
+            .enumerate()
+            .filter(move |(i, p)| match c {
+                Candidates::Named(n) => *i == n,
+                Candidates::Auto => p.auto_assign,
+            })
+            .map(|(i, _)| i)
+    }
+
+    fn exhausted(&self, c: Candidates) -> AllocError {
+        match c {
+            Candidates::Named(n) => AllocError::PoolExhausted {
+                pool: self.pools.pools[n].name.clone(),
+            },
+            Candidates::Auto => AllocError::NoAvailableIps,
+        }
+    }
+
+    fn pick_single(
+        &self,
+        c: &Candidates,
+        family: Family,
+        request: &Request,
+    ) -> Result<(usize, Vec<IpAddr>), AllocError> {
+        let mut any = false;
+        for pool in self.candidate_pools(*c) {
+            if !self.pools.pools[pool].has_family(family) {
+                continue;
+            }
+            any = true;
+            if let Some(ip) = self.pick_in_pool(pool, family, request, None) {
+                return Ok((pool, vec![ip]));
+            }
+        }
+        if any {
+            return Err(self.exhausted(*c));
+        }
+        Err(match *c {
+            Candidates::Named(n) => AllocError::FamilyNotInPool {
+                pool: self.pools.pools[n].name.clone(),
+                family,
+            },
+            Candidates::Auto => AllocError::FamilyNotAvailable { family },
+        })
+    }
+
+    fn pick_dual(
+        &self,
+        c: &Candidates,
+        primary: Family,
+        request: &Request,
+    ) -> Result<(usize, Vec<IpAddr>), AllocError> {
+        let secondary = primary.other();
+        let mut any = false;
+        for pool in self.candidate_pools(*c) {
+            let p = &self.pools.pools[pool];
+            if !(p.has_family(primary) && p.has_family(secondary)) {
+                continue;
+            }
+            any = true;
+            if let (Some(a), Some(b)) = (
+                self.pick_in_pool(pool, primary, request, None),
+                self.pick_in_pool(pool, secondary, request, None),
+            ) {
+                return Ok((pool, vec![a, b]));
+            }
+        }
+        if any {
+            return Err(self.exhausted(*c));
+        }
+        Err(match *c {
+            Candidates::Named(n) => {
+                let p = &self.pools.pools[n];
+                let family = if p.has_family(primary) {
+                    secondary
+                } else {
+                    primary
+                };
+                AllocError::FamilyNotInPool {
+                    pool: p.name.clone(),
+                    family,
+                }
+            }
+            Candidates::Auto => AllocError::NoDualStackPool,
+        })
+    }
+
+    /// One IP of `family` from `pool` for `request`: first the lowest IP already held under
+    /// the request's sharing key that it may join, else the lowest free address.
+    fn pick_in_pool(
+        &self,
+        pool: usize,
+        family: Family,
+        request: &Request,
+        me: Option<Slot>,
+    ) -> Option<IpAddr> {
+        if let Some(set) = request.sharing().and_then(|k| self.shared.get(k)) {
+            let joinable = set.range(family_bounds(family)).find(|ip| {
+                self.ips.get(ip).is_some_and(|u| {
+                    u.pool == pool && !u.holders.as_slice().iter().any(|&s| Some(s) == me)
+                }) && self.check_ip(ip, request, me).is_ok()
+            });
+            if let Some(ip) = joinable {
+                return Some(*ip);
+            }
+        }
+        let p = &self.pools.pools[pool];
+        let numbering = p.numbering(family);
+        let used = self.usage.get(pool)?.used_ref(family);
+        p.index_ranges(family).iter().find_map(|&(lo, hi)| {
+            used.first_absent_from(lo)
+                .filter(|&i| i <= hi)
+                .map(|i| value_addr(family, numbering.value(i)))
+        })
+    }
+}
+
+/// The whole address range of `family` as `IpAddr` bounds (`IpAddr` orders V4 before V6).
+fn family_bounds(family: Family) -> std::ops::RangeInclusive<IpAddr> {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED)..=IpAddr::V4(Ipv4Addr::BROADCAST),
+        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED)..=IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+    }
+}
+
+fn is_family_missing(e: &AllocError) -> bool {
+    matches!(
+        e,
+        AllocError::FamilyNotAvailable { .. } | AllocError::FamilyNotInPool { .. }
+    )
+}
+
+/// Orders IPs so the primary family comes first (stable otherwise).
+fn primary_first(mut ips: Vec<IpAddr>, primary: Family) -> Vec<IpAddr> {
+    ips.sort_by_key(|ip| Family::of(ip) != primary);
+    ips
+}
+
+/// At most two IPs, of different families.
+fn check_families(ips: &[IpAddr]) -> Result<(), AllocError> {
+    if ips.len() > 2 {
+        return Err(AllocError::TooManyIps { count: ips.len() });
+    }
+    if let [a, b] = ips
+        && Family::of(a) == Family::of(b)
+    {
+        return Err(AllocError::SameFamilyTwice {
+            first: *a,
+            second: *b,
+            family: Family::of(a),
+        });
+    }
+    Ok(())
+}
+
+/// Errors in the request itself, independent of pools and other Services.
+fn validate_request(request: &Request) -> Result<(), AllocError> {
+    let ips = &request.requested_ips;
+    check_families(ips)?;
+    match request.family {
+        FamilyPolicy::SingleStack(f) => {
+            if let Some(ip) = ips.iter().find(|ip| Family::of(ip) != f) {
+                return Err(AllocError::FamilyMismatch {
+                    ip: *ip,
+                    family: Family::of(ip),
+                    policy: request.family.describe(),
+                });
+            }
+        }
+        FamilyPolicy::RequireDualStack(_) => {
+            if let [ip] = ips.as_slice() {
+                return Err(AllocError::DualStackNeedsBoth { ip: *ip });
+            }
+        }
+        FamilyPolicy::PreferDualStack(_) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+impl Allocator {
+    /// Per pool: number of stored runs for (IPv4, IPv6), to check memory stays proportional
+    /// to fragmentation rather than to pool size.
+    pub(crate) fn usage_runs(&self) -> Vec<(usize, usize)> {
+        self.usage
+            .iter()
+            .map(|u| (u.used[0].runs(), u.used[1].runs()))
+            .collect()
+    }
+}
