@@ -1,0 +1,146 @@
+//! Command-line flags of the `ferrolb-speaker` binary.
+//!
+//! MetalLB's flag names and environment variables are kept (`--node-name` /
+//! `METALLB_NODE_NAME` from the downward API, `--namespace` / `METALLB_NAMESPACE`, `--config`,
+//! `--lb-class`, `--port`, `--host`, `--ignore-exclude-lb`), so a DaemonSet written for
+//! MetalLB needs only its image changed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::decision::PodCidrMode;
+
+/// The speaker's command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ferrolb-speaker",
+    version,
+    about = "ferrolb speaker: announces this node's LoadBalancer IPs and pod CIDRs over BGP"
+)]
+pub struct Cli {
+    /// This node's name (set it from the downward API: `spec.nodeName`).
+    #[arg(long = "node-name", env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Namespace of the configuration ConfigMap.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Name of the ConfigMap holding the MetalLB configuration (data key `config`).
+    #[arg(long, env = "METALLB_CONFIG", default_value = "config")]
+    pub config: String,
+    /// Only handle Services with this `spec.loadBalancerClass`. Without it, Services that set
+    /// any class are ignored.
+    #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/status`); 0 = any free port.
+    #[arg(long, env = "METALLB_PORT", default_value_t = 7472)]
+    pub port: u16,
+    /// Address the HTTP server binds to (so several speakers can share a machine).
+    #[arg(
+        long = "host",
+        alias = "metrics-bind-address",
+        env = "METALLB_HOST",
+        default_value = "0.0.0.0"
+    )]
+    pub host: IpAddr,
+    /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Announce even from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`.
+    #[arg(long = "ignore-exclude-lb", env = "METALLB_IGNORE_EXCLUDE_LB")]
+    pub ignore_exclude_lb: bool,
+    /// Pod CIDR routing over BGP: `off`, `advertise` this node's `spec.podCIDRs`, or
+    /// `advertise-and-install` (also install routes learned from peers into the kernel).
+    #[arg(long = "pod-cidr-mode", env = "FERROLB_POD_CIDR_MODE", value_enum, default_value_t = PodCidrArg::Off)]
+    pub pod_cidr_mode: PodCidrArg,
+    /// Log format.
+    #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--pod-cidr-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PodCidrArg {
+    /// Neither announce nor install.
+    Off,
+    /// Announce this node's pod CIDRs.
+    Advertise,
+    /// Announce them and install learned pod routes.
+    AdvertiseAndInstall,
+}
+
+impl From<PodCidrArg> for PodCidrMode {
+    fn from(a: PodCidrArg) -> Self {
+        match a {
+            PodCidrArg::Off => PodCidrMode::Off,
+            PodCidrArg::Advertise => PodCidrMode::Advertise,
+            PodCidrArg::AdvertiseAndInstall => PodCidrMode::AdvertiseAndInstall,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// Turn the flags into the library's run options (without a pod-route installer).
+    pub fn to_options(&self) -> crate::Options {
+        let mut o = crate::Options::new(self.node_name.clone());
+        o.namespace = self.namespace.clone();
+        o.config_name = self.config.clone();
+        o.decision.lb_class = self.lb_class.clone();
+        o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
+        o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
+        o.listen = Some(SocketAddr::new(self.host, self.port));
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_map_to_options() {
+        let cli = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "n1",
+            "--lb-class",
+            "x",
+            "--port",
+            "0",
+            "--metrics-bind-address",
+            "127.0.0.1",
+            "--pod-cidr-mode",
+            "advertise-and-install",
+            "--ignore-exclude-lb",
+        ])
+        .unwrap();
+        let o = cli.to_options();
+        assert_eq!(o.node_name, "n1");
+        assert_eq!(o.namespace, "metallb-system");
+        assert_eq!(o.config_name, "config");
+        assert_eq!(o.decision.lb_class.as_deref(), Some("x"));
+        assert!(o.decision.ignore_exclude_lb);
+        assert_eq!(o.decision.pod_cidr_mode, PodCidrMode::AdvertiseAndInstall);
+        assert_eq!(o.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(
+            Cli::try_parse_from([
+                "ferrolb-speaker",
+                "--node-name",
+                "n",
+                "--pod-cidr-mode",
+                "bogus"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! The speaker loop: watches, the decision, the sessions.
+//!
+//! Level-triggered: watch events only update the [`Cache`] (and mark it dirty when something
+//! the decision reads changed). When no more events are immediately ready, one reconcile
+//! recomputes the whole decision and hands each session the table it should have; the
+//! [`Sessions`] layer passes on only tables that changed and the BGP speaker sends only the
+//! difference. Bursts coalesce into one reconcile without any settle timer, so a new Service
+//! IP reaches the router within milliseconds.
+//!
+//! Nothing is decided before the initial lists of Services, EndpointSlices, this Node and
+//! the ConfigMap have arrived, so a restarting speaker never withdraws what it should keep.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrolb_bgp::session::SpeakerEvent;
+use ferrolb_config::Config;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::decision::{self, Decision, Origin};
+use crate::events::{EventSink, EventSpec};
+use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
+use crate::learned::LearnedRoutes;
+use crate::metrics::Metrics;
+use crate::peers::{self, DesiredPeers, LocalAddrs};
+use crate::sessions::Sessions;
+use crate::shared::{PeerInfo, Shared, Snapshot};
+use crate::status::ConfigReport;
+
+/// How often peers that could not be set up are retried.
+const PEER_RETRY: Duration = Duration::from_secs(5);
+
+/// The reason text of the Cease sent on shutdown (RFC 8203).
+pub const SHUTDOWN_REASON: &str = "ferrolb-speaker shutting down";
+
+#[derive(Debug, Default)]
+struct Synced {
+    services: bool,
+    slices: bool,
+    node: bool,
+    config: bool,
+}
+
+impl Synced {
+    fn all(&self) -> bool {
+        self.services && self.slices && self.node && self.config
+    }
+}
+
+/// Everything the loop owns.
+pub(crate) struct Driver {
+    node_name: String,
+    namespace: String,
+    config_name: String,
+    opts: decision::Options,
+    cache: Cache,
+    synced: Synced,
+    relist_services: Option<HashSet<String>>,
+    relist_slices: Option<HashSet<String>>,
+    config: Option<Config>,
+    config_text: Option<Option<String>>,
+    config_report: ConfigReport,
+    sessions: Sessions,
+    desired_peers: DesiredPeers,
+    peers_dirty: bool,
+    dirty: bool,
+    announced: BTreeMap<String, Vec<IpAddr>>,
+    warned: BTreeSet<(String, String)>,
+    learned: watch::Sender<LearnedRoutes>,
+    events: EventSink,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        node_name: String,
+        namespace: String,
+        config_name: String,
+        opts: decision::Options,
+        sessions: Sessions,
+        learned: watch::Sender<LearnedRoutes>,
+        events: EventSink,
+        metrics: Arc<Metrics>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Driver {
+            node_name,
+            namespace,
+            config_name,
+            opts,
+            cache: Cache::default(),
+            synced: Synced::default(),
+            relist_services: None,
+            relist_slices: None,
+            config: None,
+            config_text: None,
+            config_report: ConfigReport::default(),
+            sessions,
+            desired_peers: DesiredPeers::default(),
+            peers_dirty: true,
+            dirty: true,
+            announced: BTreeMap::new(),
+            warned: BTreeSet::new(),
+            learned,
+            events,
+            metrics,
+            shared,
+        }
+    }
+
+    /// Run until `cancel`, then Cease every session.
+    pub(crate) async fn run(
+        mut self,
+        client: kube::Client,
+        mut bgp_events: mpsc::UnboundedReceiver<SpeakerEvent>,
+        cancel: CancellationToken,
+    ) {
+        let svc_api: Api<Service> = Api::all(client.clone());
+        let eps_api: Api<EndpointSlice> = Api::all(client.clone());
+        let node_api: Api<Node> = Api::all(client.clone());
+        let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
+        let mut services = watcher::watcher(svc_api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut slices = watcher::watcher(eps_api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let node_cfg =
+            watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
+        let mut nodes = watcher::watcher(node_api, node_cfg)
+            .default_backoff()
+            .boxed();
+        let cm_cfg =
+            watcher::Config::default().fields(&format!("metadata.name={}", self.config_name));
+        let mut configs = watcher::watcher(cm_api, cm_cfg).default_backoff().boxed();
+        let mut retry = tokio::time::interval(PEER_RETRY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        loop {
+            let work = self.dirty && self.synced.all();
+            let retry_wanted =
+                !self.desired_peers.problems.is_empty() || !self.sessions.errors().is_empty();
+            // `biased`: drain every ready event first, then reconcile once for the burst.
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                ev = services.try_next() => match ev {
+                    Ok(Some(ev)) => self.on_service(ev),
+                    Ok(None) => break,
+                    Err(e) => self.watch_error("services", &e),
+                },
+                ev = slices.try_next() => match ev {
+                    Ok(Some(ev)) => self.on_slice(ev),
+                    Ok(None) => break,
+                    Err(e) => self.watch_error("endpointslices", &e),
+                },
+                ev = nodes.try_next() => match ev {
+                    Ok(Some(ev)) => self.on_node(ev),
+                    Ok(None) => break,
+                    Err(e) => self.watch_error("node", &e),
+                },
+                ev = configs.try_next() => match ev {
+                    Ok(Some(ev)) => self.on_config(ev),
+                    Ok(None) => break,
+                    Err(e) => self.watch_error("configmap", &e),
+                },
+                Some(ev) = bgp_events.recv() => self.on_bgp(ev),
+                _ = retry.tick(), if retry_wanted => {
+                    self.peers_dirty = true;
+                    self.dirty = true;
+                }
+                _ = std::future::ready(()), if work => self.reconcile().await,
+            }
+        }
+        tracing::info!("stopping: sending Cease to every peer");
+        self.sessions.shutdown(SHUTDOWN_REASON).await;
+    }
+
+    fn watch_error(&self, what: &str, e: &watcher::Error) {
+        self.metrics.update_errors.inc();
+        tracing::warn!(watch = what, error = %e, "watch error (retrying with backoff)");
+    }
+
+    fn mark(&mut self, changed: bool) {
+        self.metrics.updates.inc();
+        self.dirty |= changed;
+    }
+
+    fn on_service(&mut self, ev: Event<Service>) {
+        match ev {
+            Event::Init => self.relist_services = Some(HashSet::new()),
+            Event::InitApply(svc) | Event::Apply(svc) => {
+                if let Some(info) = ServiceInfo::from_service(&svc) {
+                    if let Some(seen) = &mut self.relist_services {
+                        seen.insert(info.key.clone());
+                    }
+                    let changed = self.cache.upsert_service(info);
+                    self.mark(changed);
+                }
+            }
+            Event::Delete(svc) => {
+                if let (Some(ns), Some(name)) = (&svc.metadata.namespace, &svc.metadata.name) {
+                    let changed = self.cache.remove_service(&key_of(ns, name));
+                    self.mark(changed);
+                }
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.relist_services.take() {
+                    self.dirty |= self.cache.retain_services(&seen);
+                }
+                if !self.synced.services {
+                    tracing::info!(
+                        services = self.cache.service_count(),
+                        "initial list of Services received"
+                    );
+                }
+                self.synced.services = true;
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn on_slice(&mut self, ev: Event<EndpointSlice>) {
+        match ev {
+            Event::Init => self.relist_slices = Some(HashSet::new()),
+            Event::InitApply(s) | Event::Apply(s) => {
+                if let Some(info) = SliceInfo::from_slice(&s) {
+                    if let Some(seen) = &mut self.relist_slices {
+                        seen.insert(info.key.clone());
+                    }
+                    let changed = self.cache.upsert_slice(info);
+                    self.mark(changed);
+                }
+            }
+            Event::Delete(s) => {
+                if let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) {
+                    let changed = self.cache.remove_slice(&key_of(ns, name));
+                    self.mark(changed);
+                }
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.relist_slices.take() {
+                    self.dirty |= self.cache.retain_slices(&seen);
+                }
+                self.synced.slices = true;
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn on_node(&mut self, ev: Event<Node>) {
+        match ev {
+            Event::Init => {}
+            Event::InitApply(n) | Event::Apply(n) => {
+                if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
+                    return;
+                }
+                let changed = self.cache.set_node(Some(NodeInfo::from_node(&n)));
+                if changed {
+                    self.peers_dirty = true;
+                }
+                self.mark(changed);
+            }
+            Event::Delete(_) => {
+                tracing::warn!(node = %self.node_name, "this node's Node object was deleted; keeping the last known labels");
+            }
+            Event::InitDone => {
+                if self.cache.node.is_none() {
+                    tracing::warn!(node = %self.node_name, "Node object not found; waiting for it before announcing anything");
+                }
+                self.synced.node = true;
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn on_config(&mut self, ev: Event<ConfigMap>) {
+        match ev {
+            Event::Init => {}
+            Event::InitApply(cm) | Event::Apply(cm) => {
+                self.metrics.updates.inc();
+                let text = cm.data.as_ref().and_then(|d| d.get("config")).cloned();
+                self.load_config(text);
+            }
+            Event::Delete(_) => {
+                self.metrics.updates.inc();
+                self.load_config(None);
+            }
+            Event::InitDone => {
+                if self.config_text.is_none() {
+                    self.load_config(None);
+                }
+                self.synced.config = true;
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// Take a new ConfigMap content. A bad or missing configuration leaves the one in force
+    /// untouched (sessions and announcements stay exactly as they are) and marks it stale.
+    fn load_config(&mut self, text: Option<String>) {
+        if self.config_text.as_ref() == Some(&text) {
+            return;
+        }
+        self.config_text = Some(text.clone());
+        let cm = key_of(&self.namespace, &self.config_name);
+        let Some(text) = text else {
+            let reason = format!("ConfigMap {cm} (key `config`) not found");
+            tracing::error!(configmap = %cm, "no configuration: {reason}; keeping the one in force, if any");
+            self.set_stale(reason);
+            return;
+        };
+        match ferrolb_config::parse_config(&text) {
+            Ok(parsed) => {
+                for w in &parsed.warnings {
+                    tracing::warn!(configmap = %cm, warning = %w, "configuration warning");
+                }
+                tracing::info!(configmap = %cm, peers = parsed.config.peers.len(), pools = parsed.config.pools.len(), "configuration loaded");
+                self.config = Some(parsed.config);
+                self.config_report = ConfigReport {
+                    loaded: true,
+                    stale: false,
+                    last_error: None,
+                };
+                self.metrics.config_loaded.set(1);
+                self.metrics.config_stale.set(0);
+                self.peers_dirty = true;
+                self.dirty = true;
+            }
+            Err(errors) => {
+                let reason = errors.lines().join("; ");
+                tracing::error!(configmap = %cm, errors = %reason, "configuration rejected; keeping the one in force");
+                self.set_stale(reason);
+            }
+        }
+    }
+
+    fn set_stale(&mut self, reason: String) {
+        self.metrics.config_stale.set(1);
+        self.config_report.stale = true;
+        self.config_report.last_error = Some(reason);
+        self.publish();
+    }
+
+    fn on_bgp(&mut self, ev: SpeakerEvent) {
+        if let SpeakerEvent::PeerStateChanged {
+            peer,
+            from,
+            to,
+            reason,
+        } = &ev
+        {
+            tracing::info!(%peer, %from, %to, reason = reason.as_deref().unwrap_or(""), "BGP session state changed");
+        }
+        self.learned.send_if_modified(|t| t.apply(&ev));
+    }
+
+    /// Recompute everything and apply the difference.
+    async fn reconcile(&mut self) {
+        self.dirty = false;
+        self.metrics.reconciles.inc();
+        let Some(node) = self.cache.node.clone() else {
+            self.publish_with(&Decision::default());
+            return;
+        };
+        let empty = Config::default();
+        let config = self.config.as_ref().unwrap_or(&empty);
+        if self.peers_dirty {
+            self.peers_dirty = false;
+            let local = LocalAddrs {
+                ipv4: node.ipv4(),
+                ipv6: node.ipv6(),
+            };
+            self.desired_peers = peers::desired_peers(
+                config,
+                &node.view.labels,
+                local,
+                &mut peers::kernel_source_towards,
+            );
+            for (peer, why) in &self.desired_peers.problems {
+                tracing::warn!(%peer, reason = %why, "peer not set up");
+            }
+            let removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
+            if !removed.is_empty() {
+                self.learned.send_if_modified(|t| {
+                    removed
+                        .iter()
+                        .fold(false, |changed, p| t.forget_peer(*p) | changed)
+                });
+            }
+        }
+        let views = self.cache.service_views();
+        let decision = decision::decide(config, &node.view.to_view(), &views, &self.opts);
+        let lb = crate::learned::load_balancer_prefixes(
+            config,
+            views.iter().flat_map(|v| v.ips.iter().copied()),
+        );
+        let tables = crate::routes::tables(&decision);
+        let changed = self.sessions.apply_routes(tables);
+        if changed > 0 {
+            tracing::debug!(peers = changed, "announcements updated");
+        }
+        self.emit_events(&decision);
+        self.metrics
+            .set_announced(&self.node_name, &decision.announced_services);
+        self.announced = decision.announced_services.clone();
+        let pod_cidrs = node.view.pod_cidrs.clone();
+        self.learned.send_if_modified(|t| {
+            let changed = t.local_pod_cidrs != pod_cidrs || t.load_balancer_prefixes != lb;
+            if changed {
+                t.local_pod_cidrs = pod_cidrs.clone();
+                t.load_balancer_prefixes = lb;
+            }
+            changed
+        });
+        self.publish_with(&decision);
+    }
+
+    fn emit_events(&mut self, decision: &Decision) {
+        for (key, ips) in &decision.announced_services {
+            if self.announced.get(key) == Some(ips) {
+                continue;
+            }
+            let Some(svc) = self.cache.service(key) else {
+                continue;
+            };
+            tracing::info!(service = %key, ips = ?ips, "service announced from this node");
+            self.events.publish(EventSpec {
+                namespace: svc.namespace.clone(),
+                name: svc.name.clone(),
+                uid: svc.uid.clone(),
+                warning: false,
+                reason: "nodeAssigned",
+                message: format!(
+                    "announcing from node {:?} with protocol \"bgp\"",
+                    self.node_name
+                ),
+            });
+        }
+        for key in self.announced.keys() {
+            if !decision.announced_services.contains_key(key) {
+                tracing::info!(service = %key, "service no longer announced from this node");
+            }
+        }
+        let now: BTreeSet<(String, String)> = decision
+            .problems
+            .iter()
+            .map(|p| (p.service.clone(), p.reason.clone()))
+            .collect();
+        for (key, reason) in now.difference(&self.warned) {
+            let Some(svc) = self.cache.service(key) else {
+                continue;
+            };
+            tracing::warn!(service = %key, %reason, "service not announced");
+            self.events.publish(EventSpec {
+                namespace: svc.namespace.clone(),
+                name: svc.name.clone(),
+                uid: svc.uid.clone(),
+                warning: true,
+                reason: "AnnounceFailed",
+                message: format!("node {:?}: {reason}", self.node_name),
+            });
+        }
+        self.warned = now;
+    }
+
+    /// Publish only the config state (announcements stay as last published).
+    fn publish(&self) {
+        self.shared.set_config(self.config_report.clone());
+    }
+
+    fn publish_with(&self, decision: &Decision) {
+        let mut peers = BTreeMap::new();
+        let configured = self.sessions.configured();
+        let config_peers = self
+            .config
+            .as_ref()
+            .map(|c| c.peers.as_slice())
+            .unwrap_or(&[]);
+        for (addr, pc) in &self.desired_peers.peers {
+            peers.insert(
+                *addr,
+                PeerInfo {
+                    port: pc.port,
+                    local_as: pc.local_as,
+                    remote_as: pc.remote_as,
+                    desired: self.sessions.desired_count(*addr),
+                    error: self.sessions.errors().get(addr).cloned(),
+                    configured: configured.contains_key(addr),
+                },
+            );
+        }
+        for (addr, why) in &self.desired_peers.problems {
+            if peers.contains_key(addr) {
+                continue;
+            }
+            let cp = config_peers.iter().find(|p| p.address == *addr);
+            peers.insert(
+                *addr,
+                PeerInfo {
+                    port: cp.map_or(179, |p| p.port),
+                    local_as: cp.map_or(0, |p| p.my_asn),
+                    remote_as: cp.map_or(0, |p| p.peer_asn),
+                    desired: 0,
+                    error: Some(why.clone()),
+                    configured: false,
+                },
+            );
+        }
+        let pod_cidrs = decision
+            .per_peer
+            .values()
+            .flat_map(|t| t.iter())
+            .filter(|(_, a)| a.origin == Origin::PodCidr)
+            .map(|(p, _)| *p)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.shared.publish(Snapshot {
+            synced: self.synced.all() && self.cache.node.is_some(),
+            config: self.config_report.clone(),
+            peers,
+            announced: decision.announced_services.clone(),
+            problems: decision
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.service, p.reason))
+                .collect(),
+            pod_cidrs,
+        });
+    }
+}

@@ -1,0 +1,85 @@
+//! The HTTP endpoint: `/metrics`, `/healthz`, `/readyz` and `/status` (`?format=json`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::shared::Shared;
+
+/// Bind now (so the caller learns the port) and serve until `cancel`.
+pub async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/status", get(status))
+        .with_state(shared);
+    let handle = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%local, "serving /metrics, /healthz, /readyz, /status");
+    Ok((local, handle))
+}
+
+async fn metrics(State(st): State<Arc<Shared>>) -> Response {
+    st.refresh_metrics();
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn ready(State(st): State<Arc<Shared>>) -> Response {
+    if st.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn status(
+    State(st): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let report = st.report();
+    match q.get("format").map(String::as_str) {
+        Some("json") => match serde_json::to_string_pretty(&report) {
+            Ok(body) => ([(CONTENT_TYPE, "application/json")], body + "\n").into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        },
+        None | Some("text") => (
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            report.render(),
+        )
+            .into_response(),
+        Some(other) => (
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?}: use text or json\n"),
+        )
+            .into_response(),
+    }
+}

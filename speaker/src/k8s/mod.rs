@@ -1,0 +1,3 @@
+//! Kubernetes-facing pieces of the speaker.
+
+pub mod views;

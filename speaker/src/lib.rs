@@ -1,0 +1,236 @@
+//! ferrolb-speaker: announces this node's Service IPs and pod CIDRs over BGP.
+//!
+//! - [`decision`]: what this node announces to which peer, as a pure function.
+//! - [`k8s::views`], [`cache`]: Kubernetes objects reduced to the plain data it reads.
+//! - [`peers`], [`routes`]: the desired sessions and per-session route tables (pure).
+//! - [`sessions`]: applies them to the `ferrolb-bgp` speaker, touching only what changed.
+//! - [`learned`]: routes learned from peers, fed to the kernel pod-route installer
+//!   ([`podroutes`], `--pod-cidr-mode advertise-and-install`).
+//! - [`metrics`], [`status`], [`shared`], [`http`], [`events`]: what operators see.
+//! - `driver`: the watch loop around all of it; [`start`] / [`run`] are the entry points.
+
+pub mod cache;
+pub mod cli;
+pub mod decision;
+mod driver;
+pub mod events;
+pub mod http;
+pub mod k8s;
+pub mod learned;
+pub mod metrics;
+pub mod options;
+pub mod peers;
+pub mod podroutes;
+pub mod routes;
+pub mod sessions;
+pub mod shared;
+pub mod status;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use ferrolb_bgp::session::{Speaker, SpeakerConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use driver::SHUTDOWN_REASON;
+pub use options::Options;
+
+use crate::decision::PodCidrMode;
+use crate::learned::{LearnedRoutes, PodRouteFeed};
+use crate::metrics::Metrics;
+use crate::shared::Shared;
+use crate::status::StatusReport;
+
+/// Why the speaker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read or used.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No client configuration could be inferred.
+    #[error("kubernetes client: {0}")]
+    Client(String),
+    /// The HTTP listener could not be bound.
+    #[error("binding the HTTP listener on {addr}: {source}")]
+    Listen {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The BGP speaker could not be created.
+    #[error("BGP speaker: {0}")]
+    Bgp(#[from] ferrolb_bgp::session::SpeakerError),
+}
+
+/// Build a client from a kubeconfig file, or infer one (in-cluster, `$KUBECONFIG`, `~/.kube`).
+pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let err = |message: String| Error::Kubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Client(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+}
+
+/// A running speaker.
+pub struct Running {
+    http_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    speaker: Speaker,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    others: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Where `/metrics`, `/healthz`, `/readyz` and `/status` are served, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The status page's data.
+    pub fn status(&self) -> StatusReport {
+        self.shared.report()
+    }
+
+    /// The metrics text, as `/metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        self.shared.refresh_metrics();
+        self.shared.metrics.encode()
+    }
+
+    /// The BGP speaker (peer status, for tests and tools).
+    pub fn speaker(&self) -> &Speaker {
+        &self.speaker
+    }
+
+    /// Synced and configured.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready()
+    }
+
+    /// Cease every session (routers withdraw our routes at once) and stop.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        for t in self.others.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Start the speaker with `client` (inside a tokio runtime). The BGP sessions connect out
+/// from this process's network namespace.
+pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, Error> {
+    let cancel = CancellationToken::new();
+    let (speaker, bgp_events) = Speaker::new(SpeakerConfig::new(Ipv4Addr::UNSPECIFIED))?;
+    let metrics = Arc::new(Metrics::new());
+    let (learned_tx, learned_rx) = watch::channel(LearnedRoutes::default());
+    let (installed_tx, installed_rx) = watch::channel(Vec::new());
+    let mode = match opts.decision.pod_cidr_mode {
+        PodCidrMode::Off => "off",
+        PodCidrMode::Advertise => "advertise",
+        PodCidrMode::AdvertiseAndInstall => "advertise-and-install",
+    };
+    let shared = Arc::new(Shared::new(
+        opts.node_name.clone(),
+        mode.to_string(),
+        metrics.clone(),
+        speaker.clone(),
+        learned_rx.clone(),
+        installed_rx,
+    ));
+    let mut others = Vec::new();
+    let http_addr = match opts.listen {
+        Some(addr) => {
+            let (local, task) = http::serve(addr, shared.clone(), cancel.clone())
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            others.push(task);
+            Some(local)
+        }
+        None => None,
+    };
+    if opts.decision.pod_cidr_mode == PodCidrMode::AdvertiseAndInstall {
+        match opts.pod_route_installer.take() {
+            Some(install) => others.push(install(PodRouteFeed {
+                learned: learned_rx,
+                report: installed_tx,
+                cancel: cancel.child_token(),
+            })),
+            None => tracing::warn!(
+                "--pod-cidr-mode advertise-and-install without a pod-route installer: routes learned from peers are not installed"
+            ),
+        }
+    }
+    let (events, events_task) = events::spawn(
+        client.clone(),
+        opts.node_name.clone(),
+        metrics.clone(),
+        cancel.child_token(),
+    );
+    others.push(events_task);
+    let sessions = sessions::Sessions::new(speaker.clone());
+    let driver = driver::Driver::new(
+        opts.node_name.clone(),
+        opts.namespace.clone(),
+        opts.config_name.clone(),
+        opts.decision.clone(),
+        sessions,
+        learned_tx,
+        events,
+        metrics,
+        shared.clone(),
+    );
+    let task = tokio::spawn(driver.run(client, bgp_events, cancel.clone()));
+    Ok(Running {
+        http_addr,
+        shared,
+        speaker,
+        cancel,
+        task: Some(task),
+        others,
+    })
+}
+
+/// Build the client from `kubeconfig`, run until `shutdown` resolves, then Cease every
+/// session and return.
+pub async fn run(
+    opts: Options,
+    kubeconfig: Option<&Path>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let client = client_for(kubeconfig).await?;
+    let running = start(opts, client).await?;
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The `ferrolb-speaker` binary: flags, logging, signals; the work is in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrolb_speaker::cli::{Cli, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+// One thread is plenty for a node agent and keeps the footprint small.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let mut opts = cli.to_options();
+    if opts.decision.pod_cidr_mode == ferrolb_speaker::decision::PodCidrMode::AdvertiseAndInstall {
+        // Routes learned from peers go into this node's kernel (host network namespace).
+        opts.pod_route_installer = Some(ferrolb_speaker::podroutes::installer(
+            ferrolb_speaker::podroutes::PodRoutesOptions::default(),
+        ));
+    }
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        node = %opts.node_name,
+        namespace = %opts.namespace,
+        config = %opts.config_name,
+        lb_class = ?opts.decision.lb_class,
+        pod_cidr_mode = ?opts.decision.pod_cidr_mode,
+        "starting ferrolb-speaker"
+    );
+    match ferrolb_speaker::run(opts, cli.kubeconfig.as_deref(), shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "speaker failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! What the speaker library needs to run (the binary fills it from flags).
+
+use std::net::SocketAddr;
+
+use crate::decision;
+use crate::learned::PodRouteInstaller;
+
+/// Run options of the speaker.
+pub struct Options {
+    /// This node's name (`--node-name`, from the downward API).
+    pub node_name: String,
+    /// Namespace of the ConfigMap (`--namespace`).
+    pub namespace: String,
+    /// Name of the ConfigMap (`--config`), data key `config`.
+    pub config_name: String,
+    /// Decision options: `--lb-class`, `--ignore-exclude-lb`, `--pod-cidr-mode`.
+    pub decision: decision::Options,
+    /// Where to serve `/metrics`, `/healthz`, `/readyz` and `/status`; `None`: no server.
+    pub listen: Option<SocketAddr>,
+    /// Started with the learned-routes feed when the pod CIDR mode is
+    /// `advertise-and-install` (the kernel pod-route installer plugs in here).
+    pub pod_route_installer: Option<PodRouteInstaller>,
+}
+
+impl Options {
+    /// Options with MetalLB's defaults for `node_name`.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Options {
+            node_name: node_name.into(),
+            namespace: "metallb-system".into(),
+            config_name: "config".into(),
+            decision: decision::Options::default(),
+            listen: None,
+            pod_route_installer: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("node_name", &self.node_name)
+            .field("namespace", &self.namespace)
+            .field("config_name", &self.config_name)
+            .field("decision", &self.decision)
+            .field("listen", &self.listen)
+            .field("pod_route_installer", &self.pod_route_installer.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,384 @@
+//! The kernel driver: our routes in the main table, read and written over rtnetlink.
+//!
+//! Every route we install carries [`ROUTE_PROTOCOL`] and a metric of our choosing
+//! ([`DEFAULT_METRIC`] unless configured). The protocol number is how we recognise our
+//! routes (and only ours) across restarts; the metric keeps us away from anybody else's
+//! route for the same prefix: `NLM_F_REPLACE` replaces the route with the same prefix
+//! *and metric*, whatever its protocol, so using a metric nobody else uses means we never
+//! replace a CNI's or an administrator's route.
+//!
+//! Errors are returned, never panicked on; the reconciler logs them and retries.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
+    RouteScope, RouteType,
+};
+use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
+use tokio::task::JoinHandle;
+
+use super::desired::{InstalledRoute, NextHops, Op};
+
+/// The routing protocol number on every route we install: `proto 210` in `ip route`.
+///
+/// Chosen because nothing common uses it: iproute2's `/etc/iproute2/rt_protos` names
+/// 0–18, 42, 99, 186–189 and 192; FRR takes 186–198 (196 is FRR's `static`, which is why
+/// we do not use it). Routes with this number that we do not want are deleted, so it
+/// must not be shared with another routing daemon on the node.
+pub const ROUTE_PROTOCOL: u8 = 210;
+
+/// Default metric of our routes. Higher than the kernel's connected routes (0 for IPv4,
+/// 256 for IPv6) and iproute2's IPv6 default (1024), so any other route for the same
+/// prefix — a CNI's, an administrator's — takes precedence over ours.
+pub const DEFAULT_METRIC: u32 = 2000;
+
+/// The main routing table.
+const MAIN_TABLE: u32 = RouteHeader::RT_TABLE_MAIN as u32;
+
+/// ESRCH: the route to delete is already gone.
+const ESRCH: i32 = 3;
+
+/// A kernel operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The network namespace file could not be opened or entered.
+    #[error("entering network namespace {path}: {source}")]
+    Namespace {
+        /// The namespace file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The netlink socket could not be created.
+    #[error("opening the rtnetlink socket: {0}")]
+    Connect(std::io::Error),
+    /// A request was rejected or the connection failed.
+    #[error("{what}: {source}")]
+    Request {
+        /// What we were doing, e.g. `replacing route 10.244.3.0/24`.
+        what: String,
+        /// The rtnetlink error.
+        source: rtnetlink::Error,
+    },
+    /// A route could not be expressed as a netlink message.
+    #[error("invalid route {prefix}: {reason}")]
+    Invalid {
+        /// Destination.
+        prefix: IpNet,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl NetlinkError {
+    /// True when the error means the connection itself is broken (reconnect).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            NetlinkError::Request {
+                source: rtnetlink::Error::RequestFailed,
+                ..
+            }
+        )
+    }
+}
+
+/// Our routes in one network namespace's main table.
+#[derive(Debug)]
+pub struct KernelRoutes {
+    handle: Handle,
+    connection: JoinHandle<()>,
+    metric: u32,
+}
+
+impl Drop for KernelRoutes {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+/// Opens an rtnetlink connection. A netlink socket belongs to the network namespace of
+/// the thread that creates it, so for `netns` a short-lived thread enters the namespace,
+/// creates the socket (registered with the caller's tokio runtime) and hands it back;
+/// no runtime thread ever changes namespace.
+fn open_connection(
+    netns: Option<&Path>,
+) -> Result<
+    (
+        rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
+        Handle,
+    ),
+    NetlinkError,
+> {
+    let Some(path) = netns else {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+        return Ok((conn, handle));
+    };
+    let rt = tokio::runtime::Handle::current();
+    let path = path.to_path_buf();
+    let ns_err = |path: &Path, source| NetlinkError::Namespace {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(&path).map_err(|e| ns_err(&path, e))?;
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| ns_err(&path, std::io::Error::from(e)))?;
+            let _guard = rt.enter();
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
+            Ok((conn, handle))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(NetlinkError::Connect(std::io::Error::other(
+                "namespace thread panicked",
+            )))
+        })
+    })
+}
+
+impl KernelRoutes {
+    /// Connects (inside a tokio runtime) to the current network namespace, or to the one
+    /// at `netns` (e.g. `/var/run/netns/NAME`). Our routes get `metric`.
+    pub fn connect(netns: Option<&Path>, metric: u32) -> Result<KernelRoutes, NetlinkError> {
+        let (conn, handle) = open_connection(netns)?;
+        let connection = tokio::spawn(conn);
+        Ok(KernelRoutes {
+            handle,
+            connection,
+            metric,
+        })
+    }
+
+    /// The metric our routes are installed with.
+    pub fn metric(&self) -> u32 {
+        self.metric
+    }
+
+    /// Every route in the main table (IPv4 and IPv6) with our protocol number. Routes
+    /// the kernel reports in parts (IPv6 siblings) are merged per prefix and metric.
+    pub async fn list(&self) -> Result<Vec<InstalledRoute>, NetlinkError> {
+        let mut out: BTreeMap<(IpNet, u32), InstalledRoute> = BTreeMap::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut msg = RouteMessage::default();
+            msg.header.address_family = family;
+            let mut stream = self.handle.route().get(msg).execute();
+            loop {
+                let next = stream
+                    .try_next()
+                    .await
+                    .map_err(|source| NetlinkError::Request {
+                        what: format!("listing {family:?} routes"),
+                        source,
+                    })?;
+                let Some(m) = next else { break };
+                if let Some(r) = parse_ours(&m) {
+                    match out.entry((r.prefix, r.metric)) {
+                        Entry::Occupied(mut o) => o.get_mut().next_hops.extend(r.next_hops),
+                        Entry::Vacant(v) => {
+                            v.insert(r);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Every address configured on this namespace's interfaces.
+    pub async fn local_addresses(&self) -> Result<BTreeSet<IpAddr>, NetlinkError> {
+        let mut out = BTreeSet::new();
+        let mut stream = self.handle.address().get().execute();
+        while let Some(m) = stream
+            .try_next()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: "listing addresses".into(),
+                source,
+            })?
+        {
+            for a in &m.attributes {
+                if let AddressAttribute::Address(ip) | AddressAttribute::Local(ip) = a {
+                    out.insert(*ip);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates or replaces our route for `prefix`: one gateway, or ECMP (RTA_MULTIPATH)
+    /// over several.
+    pub async fn replace(&self, prefix: IpNet, next_hops: &NextHops) -> Result<(), NetlinkError> {
+        let msg = self.route_message(prefix, next_hops)?;
+        self.handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| NetlinkError::Request {
+                what: format!("replacing route {prefix}"),
+                source,
+            })
+    }
+
+    /// Deletes our route for `prefix` at `metric` (all its paths). A route already gone
+    /// is not an error.
+    pub async fn delete(&self, prefix: IpNet, metric: u32) -> Result<(), NetlinkError> {
+        let mut msg = base_message(prefix)?;
+        // Like `ip route del`: any scope and type; protocol and metric select ours only.
+        msg.header.scope = RouteScope::NoWhere;
+        msg.header.kind = RouteType::Unspec;
+        msg.attributes.push(RouteAttribute::Priority(metric));
+        match self.handle.route().del(msg).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if e.code.map(|c| c.get().abs()) == Some(ESRCH) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(NetlinkError::Request {
+                what: format!("deleting route {prefix} metric {metric}"),
+                source,
+            }),
+        }
+    }
+
+    /// Applies one planned operation.
+    pub async fn apply(&self, op: &Op) -> Result<(), NetlinkError> {
+        match op {
+            Op::Replace { prefix, next_hops } => self.replace(*prefix, next_hops).await,
+            Op::Delete { prefix, metric } => self.delete(*prefix, *metric).await,
+        }
+    }
+
+    fn route_message(
+        &self,
+        prefix: IpNet,
+        next_hops: &NextHops,
+    ) -> Result<RouteMessage, NetlinkError> {
+        let mut msg = base_message(prefix)?;
+        msg.attributes.push(RouteAttribute::Priority(self.metric));
+        let invalid = |reason: String| NetlinkError::Invalid { prefix, reason };
+        match next_hops.len() {
+            0 => return Err(invalid("no next hop".into())),
+            1 => {
+                let gw = next_hops
+                    .iter()
+                    .next()
+                    .copied()
+                    .ok_or_else(|| invalid("no next hop".into()))?;
+                check_family(prefix, gw).map_err(invalid)?;
+                msg.attributes.push(RouteAttribute::Gateway(gw.into()));
+            }
+            _ => {
+                let mut paths: Vec<RouteNextHop> = Vec::with_capacity(next_hops.len());
+                for gw in next_hops {
+                    check_family(prefix, *gw).map_err(invalid)?;
+                    let nh = RouteNextHopBuilder::new(msg.header.address_family)
+                        .via(*gw)
+                        .map_err(|e| invalid(e.to_string()))?
+                        .build();
+                    paths.push(nh);
+                }
+                msg.attributes.push(RouteAttribute::MultiPath(paths));
+            }
+        }
+        Ok(msg)
+    }
+}
+
+fn check_family(prefix: IpNet, gw: IpAddr) -> Result<(), String> {
+    if prefix.addr().is_ipv4() == gw.is_ipv4() {
+        Ok(())
+    } else {
+        Err(format!("next hop {gw} is of the other address family"))
+    }
+}
+
+/// A unicast route message for `prefix` in the main table with our protocol.
+fn base_message(prefix: IpNet) -> Result<RouteMessage, NetlinkError> {
+    let msg = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(prefix.network(), prefix.prefix_len())
+        .map_err(|e| NetlinkError::Invalid {
+            prefix,
+            reason: e.to_string(),
+        })?
+        .table_id(MAIN_TABLE)
+        .protocol(RouteProtocol::from(ROUTE_PROTOCOL))
+        .scope(RouteScope::Universe)
+        .kind(RouteType::Unicast)
+        .build();
+    Ok(msg)
+}
+
+fn route_address(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// Our route from a dumped message: main table, our protocol, unicast. `None` otherwise.
+fn parse_ours(m: &RouteMessage) -> Option<InstalledRoute> {
+    let table = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(m.header.table));
+    if table != MAIN_TABLE
+        || u8::from(m.header.protocol) != ROUTE_PROTOCOL
+        || m.header.kind != RouteType::Unicast
+    {
+        return None;
+    }
+    let len = m.header.destination_prefix_length;
+    let dst = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(d) => route_address(d),
+        _ => None,
+    });
+    let dst = match (dst, m.header.address_family) {
+        (Some(a), _) => a,
+        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        (None, _) => return None,
+    };
+    let prefix = IpNet::new(dst, len).ok()?;
+    let mut metric = 0;
+    let mut next_hops = NextHops::new();
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::Gateway(g) => next_hops.extend(route_address(g)),
+            RouteAttribute::MultiPath(paths) => {
+                for p in paths {
+                    for pa in &p.attributes {
+                        if let RouteAttribute::Gateway(g) = pa {
+                            next_hops.extend(route_address(g));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(InstalledRoute {
+        prefix,
+        metric,
+        next_hops,
+    })
+}
