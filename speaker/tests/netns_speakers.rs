@@ -269,12 +269,10 @@ address-pools:
             ps.iter().any(|p| {
                 p["peer"] == "172.17.0.5:1179"
                     && p["state"] != "Established"
-                    // The BGP library's wording: "connect: Connection refused", which the
-                    // FSM's follow-up currently replaces by "tcp connection closed".
-                    && p["last_error"].as_str().is_some_and(|e| {
-                        let e = e.to_lowercase();
-                        e.contains("refused") || e.contains("closed")
-                    })
+                    // The socket's own reason, not a generic "connection closed".
+                    && p["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.to_lowercase().contains("connection refused"))
             })
         })
     })

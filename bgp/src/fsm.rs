@@ -1,0 +1,900 @@
+//! The RFC 4271 session state machine (pure: no I/O, no tokio, no clocks).
+//!
+//! The driver (`crate::session`) feeds [`Event`]s in and carries out the [`Action`]s that
+//! come back: open a TCP connection, write a message, close a socket, arm or disarm a
+//! timer. Time only enters as timer expiries, and randomness (connect-retry jitter) comes
+//! from a seed given to [`Fsm::new`], so every behaviour here can be scripted in tests
+//! without sockets or sleeping.
+//!
+//! One `Fsm` serves one configured peer and tracks up to two TCP connections at once
+//! (one we initiated, [`ConnId::Outbound`], and one the peer initiated,
+//! [`ConnId::Inbound`]) so that a connection collision (RFC 4271 section 6.8) can be
+//! resolved here: the connection initiated by the side with the higher BGP identifier is
+//! kept and the other one is closed with Cease 6/7.
+//!
+//! Choices worth knowing:
+//! - Keepalives are sent every `min(configured keepalive, negotiated hold / 3)` seconds
+//!   (at least 1 s). MetalLB accepts a keepalive up to the hold time; sending more often
+//!   than configured is always safe, sending less often than hold/3 risks a flap.
+//! - A negotiated hold time of 0 disables both the hold timer and keepalives.
+//! - The hold timer is restarted by *received* messages only.
+//! - After a session drops the FSM waits in Active (still accepting the peer's own
+//!   connection) for the connect-retry back-off (1 s doubling to 120 s, times a jitter
+//!   factor in [0.75, 1.0]), then reconnects. Idle means stopped.
+//!   The back-off resets once a session reaches Established.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::wire::{AddressFamily, Capability, Message, Notification, Open, SessionContext, Update};
+
+/// Hold time used while waiting for the peer's OPEN (RFC 4271 suggests 4 minutes).
+pub const OPEN_SENT_HOLD: Duration = Duration::from_secs(240);
+/// First connect-retry delay.
+pub const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Largest connect-retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(120);
+/// Longest an outgoing TCP connect may take before it is abandoned and retried.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// NOTIFICATION error codes (RFC 4271 section 4.5).
+pub mod code {
+    /// Message Header Error.
+    pub const HEADER: u8 = 1;
+    /// OPEN Message Error.
+    pub const OPEN: u8 = 2;
+    /// UPDATE Message Error.
+    pub const UPDATE: u8 = 3;
+    /// Hold Timer Expired.
+    pub const HOLD_TIMER_EXPIRED: u8 = 4;
+    /// Finite State Machine Error.
+    pub const FSM: u8 = 5;
+    /// Cease.
+    pub const CEASE: u8 = 6;
+}
+
+/// OPEN Message Error subcodes.
+pub mod open_subcode {
+    /// Unsupported Version Number.
+    pub const UNSUPPORTED_VERSION: u8 = 1;
+    /// Bad Peer AS.
+    pub const BAD_PEER_AS: u8 = 2;
+    /// Bad BGP Identifier.
+    pub const BAD_BGP_ID: u8 = 3;
+    /// Unacceptable Hold Time.
+    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
+}
+
+/// Cease subcodes (RFC 4486).
+pub mod cease_subcode {
+    /// Administrative Shutdown.
+    pub const ADMIN_SHUTDOWN: u8 = 2;
+    /// Peer De-configured.
+    pub const PEER_DECONFIGURED: u8 = 3;
+    /// Administrative Reset.
+    pub const ADMIN_RESET: u8 = 4;
+    /// Connection Collision Resolution.
+    pub const COLLISION: u8 = 7;
+}
+
+/// FSM error subcodes (RFC 6608).
+pub mod fsm_subcode {
+    /// Receive Unexpected Message in OpenSent State.
+    pub const IN_OPEN_SENT: u8 = 1;
+    /// Receive Unexpected Message in OpenConfirm State.
+    pub const IN_OPEN_CONFIRM: u8 = 2;
+    /// Receive Unexpected Message in Established State.
+    pub const IN_ESTABLISHED: u8 = 3;
+}
+
+/// RFC 4271 session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// Stopped: not connecting, refusing connections.
+    Idle,
+    /// An outgoing TCP connection is being set up.
+    Connect,
+    /// Waiting for the peer to connect to us (or for the next connect retry).
+    Active,
+    /// OPEN sent, waiting for the peer's OPEN.
+    OpenSent,
+    /// OPENs exchanged, waiting for the peer's KEEPALIVE.
+    OpenConfirm,
+    /// Session up: UPDATEs flow.
+    Established,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            State::Idle => "Idle",
+            State::Connect => "Connect",
+            State::Active => "Active",
+            State::OpenSent => "OpenSent",
+            State::OpenConfirm => "OpenConfirm",
+            State::Established => "Established",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Which of the (at most two) TCP connections of a peer an event or action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConnId {
+    /// The connection we initiated.
+    Outbound,
+    /// The connection the peer initiated (accepted on our listener).
+    Inbound,
+}
+
+impl ConnId {
+    fn index(self) -> usize {
+        match self {
+            ConnId::Outbound => 0,
+            ConnId::Inbound => 1,
+        }
+    }
+
+    fn other(self) -> ConnId {
+        match self {
+            ConnId::Outbound => ConnId::Inbound,
+            ConnId::Inbound => ConnId::Outbound,
+        }
+    }
+}
+
+/// The FSM's timers. Hold and keepalive timers belong to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// Connect-retry / idle back-off timer; also bounds an outgoing connect attempt.
+    ConnectRetry,
+    /// Hold timer of a connection.
+    Hold(ConnId),
+    /// Keepalive timer of a connection.
+    Keepalive(ConnId),
+}
+
+/// Why a session went down (or a connection attempt was abandoned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownReason {
+    /// Our hold timer expired: nothing was received for the hold time.
+    HoldTimerExpired,
+    /// The peer sent us a NOTIFICATION.
+    NotificationReceived(Notification),
+    /// We sent a NOTIFICATION because of an error on our side of the check
+    /// (malformed message, bad OPEN, FSM error).
+    NotificationSent(Notification),
+    /// The TCP connection was closed or failed.
+    TcpClosed,
+    /// Stopped by configuration / operator (Cease sent if a session was up).
+    Stopped,
+    /// Reset by configuration change (Cease 6/4 sent).
+    AdminReset,
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
+            DownReason::NotificationReceived(n) => {
+                write!(f, "notification received {}/{}", n.code, n.subcode)?;
+                if n.code == code::CEASE
+                    && let Some(msg) = decode_shutdown_message(&n.data)
+                {
+                    write!(f, " ({msg:?})")?;
+                }
+                Ok(())
+            }
+            DownReason::NotificationSent(n) => {
+                write!(f, "notification sent {}/{}", n.code, n.subcode)
+            }
+            DownReason::TcpClosed => f.write_str("tcp connection closed"),
+            DownReason::Stopped => f.write_str("stopped"),
+            DownReason::AdminReset => f.write_str("administrative reset"),
+        }
+    }
+}
+
+/// Inputs to the FSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start the peer (connect actively unless configured passive).
+    ManualStart,
+    /// Stop the peer: Cease 6/2 with an optional RFC 8203 shutdown message.
+    ManualStop {
+        /// Shutdown communication sent to the peer.
+        reason: Option<String>,
+    },
+    /// The peer was removed from configuration: Cease 6/3, then stop.
+    Deconfigured,
+    /// A configuration change needs a new session: Cease 6/4, then reconnect.
+    AdminReset {
+        /// Shutdown communication sent to the peer.
+        reason: Option<String>,
+    },
+    /// A TCP connection is up (our connect succeeded, or we accepted one).
+    TcpConnected(ConnId),
+    /// Our outgoing connect attempt failed.
+    TcpConnectFailed,
+    /// A connection was closed by the peer or failed.
+    TcpClosed(ConnId),
+    /// A decoded message arrived on a connection.
+    Message(ConnId, Message),
+    /// A message could not be decoded; the codec's NOTIFICATION goes to the peer.
+    DecodeError(ConnId, Notification),
+    /// A timer expired.
+    TimerExpired(Timer),
+}
+
+/// Outputs of the FSM, to be carried out in order by the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open an outgoing TCP connection (reported back as `TcpConnected(Outbound)` or
+    /// `TcpConnectFailed`).
+    Connect,
+    /// Write a message on a connection.
+    Send(ConnId, Message),
+    /// Flush pending writes and close a connection (or abandon a connect attempt).
+    CloseTcp(ConnId),
+    /// (Re)start a timer.
+    StartTimer(Timer, Duration),
+    /// Stop a timer.
+    StopTimer(Timer),
+    /// The peer's state changed.
+    StateChanged {
+        /// Old state.
+        from: State,
+        /// New state.
+        to: State,
+    },
+    /// The session on `conn` reached Established with these negotiated parameters.
+    /// The driver now sends its full table and End-of-RIB markers.
+    SessionEstablished(ConnId, SessionContext),
+    /// An Established session went down.
+    SessionDown(DownReason),
+    /// A connection attempt or a not-yet-established session failed (for logging and
+    /// the peer's "last error").
+    ConnectionFailed(DownReason),
+    /// An UPDATE arrived on the Established session.
+    DeliverUpdate(Update),
+    /// The peer sent End-of-RIB for a family.
+    EndOfRibReceived(AddressFamily),
+    /// The peer asked for our routes of a family again (RFC 2918).
+    RouteRefreshRequested(AddressFamily),
+}
+
+/// Static parameters of one peer, as far as the FSM cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsmConfig {
+    /// Our AS.
+    pub local_as: u32,
+    /// The AS the peer must announce.
+    pub remote_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Hold time we propose (0, or >= 3).
+    pub hold_time: u16,
+    /// Configured keepalive interval; `None` means hold time / 3.
+    pub keepalive: Option<u16>,
+    /// Families we offer.
+    pub families: Vec<AddressFamily>,
+    /// Graceful-restart capability with this restart time, only when configured.
+    pub graceful_restart: Option<u16>,
+    /// Never initiate connections; wait for the peer.
+    pub passive: bool,
+}
+
+impl FsmConfig {
+    /// The OPEN this configuration sends.
+    pub fn local_open(&self) -> Open {
+        let mut capabilities: Vec<Capability> = self
+            .families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
+        capabilities.push(Capability::RouteRefresh);
+        capabilities.push(Capability::FourOctetAs(self.local_as));
+        if let Some(restart_time) = self.graceful_restart {
+            capabilities.push(Capability::GracefulRestart {
+                restarting: false,
+                restart_time,
+                families: self.families.iter().map(|f| (*f, false)).collect(),
+            });
+        }
+        Open {
+            version: 4,
+            my_as: self.local_as,
+            hold_time: self.hold_time,
+            bgp_id: self.router_id,
+            capabilities,
+        }
+    }
+}
+
+/// Per-connection progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Outgoing connect in progress (outbound only).
+    Connecting,
+    /// TCP up, our OPEN sent.
+    OpenSent,
+    /// Peer's OPEN received and accepted, our KEEPALIVE sent.
+    OpenConfirm(Box<Open>),
+    /// Session established.
+    Established,
+}
+
+/// A small deterministic PRNG (splitmix64) so jitter is reproducible from a seed.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Connect-retry back-off: 1 s doubling to a 120 s cap, with jitter in [0.75, 1.0].
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next_base: Duration,
+    rng: SplitMix64,
+}
+
+impl Backoff {
+    /// A fresh back-off whose jitter is drawn from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Backoff {
+            next_base: BACKOFF_START,
+            rng: SplitMix64(seed),
+        }
+    }
+
+    /// The next delay (jittered), advancing the sequence.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next_base;
+        self.next_base = (base * 2).min(BACKOFF_CAP);
+        let factor = 0.75 + 0.25 * self.rng.next_unit();
+        base.mul_f64(factor)
+    }
+
+    /// The un-jittered base of the next delay.
+    pub fn peek_base(&self) -> Duration {
+        self.next_base
+    }
+
+    /// Back to the first delay (after a session was Established).
+    pub fn reset(&mut self) {
+        self.next_base = BACKOFF_START;
+    }
+}
+
+/// Encode an RFC 8203 shutdown communication: a length byte and UTF-8 text, cut at a
+/// character boundary so it fits in 255 bytes.
+pub fn encode_shutdown_message(msg: &str) -> Vec<u8> {
+    let mut end = msg.len().min(255);
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = Vec::with_capacity(end + 1);
+    out.push(end as u8);
+    out.extend_from_slice(&msg.as_bytes()[..end]);
+    out
+}
+
+/// Decode an RFC 8203 shutdown communication, if the data holds a valid one.
+pub fn decode_shutdown_message(data: &[u8]) -> Option<String> {
+    let (&len, rest) = data.split_first()?;
+    let text = rest.get(..usize::from(len))?;
+    std::str::from_utf8(text).ok().map(str::to_owned)
+}
+
+/// Build a Cease NOTIFICATION with an optional shutdown communication.
+pub fn cease(subcode: u8, reason: Option<&str>) -> Notification {
+    Notification {
+        code: code::CEASE,
+        subcode,
+        data: reason.map(encode_shutdown_message).unwrap_or_default(),
+    }
+}
+
+/// Check a received OPEN against our configuration (RFC 4271 section 6.2).
+pub fn validate_open(config: &FsmConfig, open: &Open) -> Result<(), Notification> {
+    let err = |subcode: u8, data: Vec<u8>| Notification {
+        code: code::OPEN,
+        subcode,
+        data,
+    };
+    if open.version != 4 {
+        // Data: the largest version we support, as two octets.
+        return Err(err(open_subcode::UNSUPPORTED_VERSION, vec![0, 4]));
+    }
+    let peer_as = open.four_octet_as().unwrap_or(open.my_as);
+    if peer_as != config.remote_as {
+        return Err(err(open_subcode::BAD_PEER_AS, Vec::new()));
+    }
+    let ibgp = config.local_as == config.remote_as;
+    if open.bgp_id.is_unspecified() || (ibgp && open.bgp_id == config.router_id) {
+        return Err(err(open_subcode::BAD_BGP_ID, Vec::new()));
+    }
+    if open.hold_time == 1 || open.hold_time == 2 {
+        return Err(err(open_subcode::UNACCEPTABLE_HOLD_TIME, Vec::new()));
+    }
+    Ok(())
+}
+
+/// Negotiated hold time and keepalive interval (`None`: timers disabled).
+pub fn negotiate_timers(config: &FsmConfig, peer_hold: u16) -> Option<(Duration, Duration)> {
+    let hold = config.hold_time.min(peer_hold);
+    if hold == 0 {
+        return None;
+    }
+    let third = (hold / 3).max(1);
+    let keepalive = config.keepalive.map_or(third, |k| k.clamp(1, third));
+    Some((
+        Duration::from_secs(hold.into()),
+        Duration::from_secs(keepalive.into()),
+    ))
+}
+
+/// The session state machine of one peer.
+#[derive(Debug, Clone)]
+pub struct Fsm {
+    config: FsmConfig,
+    state: State,
+    /// False after ManualStop / Deconfigured: no automatic restarts.
+    running: bool,
+    conns: [Option<Phase>; 2],
+    /// Negotiated (hold, keepalive) of the Established session; `None` when hold is 0.
+    established_timers: Option<(Duration, Duration)>,
+    backoff: Backoff,
+}
+
+impl Fsm {
+    /// A stopped FSM (state Idle). `seed` drives the connect-retry jitter.
+    pub fn new(config: FsmConfig, seed: u64) -> Self {
+        Fsm {
+            config,
+            state: State::Idle,
+            running: false,
+            conns: [None, None],
+            established_timers: None,
+            backoff: Backoff::new(seed),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &FsmConfig {
+        &self.config
+    }
+
+    /// Whether the FSM currently has (or is setting up) connection `conn`.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.conns[conn.index()].is_some()
+    }
+
+    /// The connection carrying the Established session, if any.
+    pub fn established_conn(&self) -> Option<ConnId> {
+        [ConnId::Outbound, ConnId::Inbound]
+            .into_iter()
+            .find(|c| matches!(self.conns[c.index()], Some(Phase::Established)))
+    }
+
+    /// Un-jittered base of the next connect-retry delay (for tests and status).
+    pub fn next_backoff_base(&self) -> Duration {
+        self.backoff.peek_base()
+    }
+
+    /// Feed one event; returns the actions to carry out, in order.
+    pub fn handle(&mut self, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match event {
+            Event::ManualStart => self.on_start(&mut out),
+            Event::ManualStop { reason } => {
+                self.stop(
+                    &mut out,
+                    cease(cease_subcode::ADMIN_SHUTDOWN, reason.as_deref()),
+                );
+            }
+            Event::Deconfigured => {
+                self.stop(&mut out, cease(cease_subcode::PEER_DECONFIGURED, None));
+            }
+            Event::AdminReset { reason } => self.on_admin_reset(&mut out, reason.as_deref()),
+            Event::TcpConnected(conn) => self.on_connected(&mut out, conn),
+            Event::TcpConnectFailed => self.on_connect_failed(&mut out),
+            Event::TcpClosed(conn) => {
+                if self.has_conn(conn) {
+                    self.drop_conn(&mut out, conn, None, DownReason::TcpClosed);
+                }
+            }
+            Event::Message(conn, msg) => {
+                if self.has_conn(conn) {
+                    self.on_message(&mut out, conn, msg);
+                }
+            }
+            Event::DecodeError(conn, n) => {
+                if self.has_conn(conn) {
+                    let reason = DownReason::NotificationSent(n.clone());
+                    self.drop_conn(&mut out, conn, Some(n), reason);
+                }
+            }
+            Event::TimerExpired(timer) => self.on_timer(&mut out, timer),
+        }
+        self.update_state(&mut out);
+        out
+    }
+
+    fn phase(&self, conn: ConnId) -> Option<&Phase> {
+        self.conns[conn.index()].as_ref()
+    }
+
+    fn set_phase(&mut self, conn: ConnId, phase: Option<Phase>) {
+        self.conns[conn.index()] = phase;
+    }
+
+    fn on_start(&mut self, out: &mut Vec<Action>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        self.backoff.reset();
+        if !self.config.passive {
+            self.start_connect(out);
+        }
+    }
+
+    fn start_connect(&mut self, out: &mut Vec<Action>) {
+        if self.has_conn(ConnId::Outbound) {
+            return;
+        }
+        self.set_phase(ConnId::Outbound, Some(Phase::Connecting));
+        out.push(Action::Connect);
+        out.push(Action::StartTimer(Timer::ConnectRetry, CONNECT_TIMEOUT));
+    }
+
+    /// Close every connection (NOTIFICATION on those past the OPEN), stop all timers.
+    fn close_all(&mut self, out: &mut Vec<Action>, notification: &Notification) -> bool {
+        let was_established = self.established_conn().is_some();
+        for conn in [ConnId::Outbound, ConnId::Inbound] {
+            if let Some(phase) = self.phase(conn) {
+                if !matches!(phase, Phase::Connecting) {
+                    out.push(Action::Send(
+                        conn,
+                        Message::Notification(notification.clone()),
+                    ));
+                }
+                out.push(Action::CloseTcp(conn));
+                out.push(Action::StopTimer(Timer::Hold(conn)));
+                out.push(Action::StopTimer(Timer::Keepalive(conn)));
+                self.set_phase(conn, None);
+            }
+        }
+        out.push(Action::StopTimer(Timer::ConnectRetry));
+        was_established
+    }
+
+    fn stop(&mut self, out: &mut Vec<Action>, notification: Notification) {
+        self.running = false;
+        if self.close_all(out, &notification) {
+            out.push(Action::SessionDown(DownReason::Stopped));
+        }
+    }
+
+    fn on_admin_reset(&mut self, out: &mut Vec<Action>, reason: Option<&str>) {
+        if !self.running {
+            return;
+        }
+        let n = cease(cease_subcode::ADMIN_RESET, reason);
+        if self.close_all(out, &n) {
+            out.push(Action::SessionDown(DownReason::AdminReset));
+        }
+        self.schedule_retry(out);
+    }
+
+    /// Wait out the back-off (state Active: inbound connections are still accepted)
+    /// before the next outgoing attempt. Passive peers just wait for the peer.
+    fn schedule_retry(&mut self, out: &mut Vec<Action>) {
+        if self.config.passive {
+            return;
+        }
+        let delay = self.backoff.next_delay();
+        out.push(Action::StartTimer(Timer::ConnectRetry, delay));
+    }
+
+    fn on_connected(&mut self, out: &mut Vec<Action>, conn: ConnId) {
+        match conn {
+            ConnId::Outbound => {
+                if !matches!(self.phase(conn), Some(Phase::Connecting)) {
+                    // A connect we no longer want (e.g. stopped meanwhile).
+                    out.push(Action::CloseTcp(conn));
+                    return;
+                }
+                if self.established_conn().is_some() {
+                    self.set_phase(conn, None);
+                    out.push(Action::CloseTcp(conn));
+                    out.push(Action::StopTimer(Timer::ConnectRetry));
+                    return;
+                }
+                out.push(Action::StopTimer(Timer::ConnectRetry));
+            }
+            ConnId::Inbound => {
+                let busy = self.has_conn(ConnId::Inbound)
+                    || self.established_conn().is_some()
+                    || !self.running;
+                if busy {
+                    out.push(Action::CloseTcp(conn));
+                    return;
+                }
+            }
+        }
+        self.set_phase(conn, Some(Phase::OpenSent));
+        out.push(Action::Send(conn, Message::Open(self.config.local_open())));
+        out.push(Action::StartTimer(Timer::Hold(conn), OPEN_SENT_HOLD));
+    }
+
+    fn on_connect_failed(&mut self, out: &mut Vec<Action>) {
+        if !matches!(self.phase(ConnId::Outbound), Some(Phase::Connecting)) {
+            return;
+        }
+        self.set_phase(ConnId::Outbound, None);
+        out.push(Action::ConnectionFailed(DownReason::TcpClosed));
+        out.push(Action::StopTimer(Timer::ConnectRetry));
+        if !self.has_conn(ConnId::Inbound) {
+            self.schedule_retry(out);
+        }
+    }
+
+    fn on_timer(&mut self, out: &mut Vec<Action>, timer: Timer) {
+        match timer {
+            Timer::ConnectRetry => {
+                if !self.running {
+                    return;
+                }
+                if matches!(self.phase(ConnId::Outbound), Some(Phase::Connecting)) {
+                    // The connect attempt took too long: abandon and back off.
+                    self.set_phase(ConnId::Outbound, None);
+                    out.push(Action::CloseTcp(ConnId::Outbound));
+                    out.push(Action::ConnectionFailed(DownReason::TcpClosed));
+                    if !self.has_conn(ConnId::Inbound) {
+                        self.schedule_retry(out);
+                    }
+                } else if self.conns.iter().all(Option::is_none) && !self.config.passive {
+                    self.start_connect(out);
+                }
+            }
+            Timer::Hold(conn) => {
+                if self.has_conn(conn) {
+                    let n = Notification {
+                        code: code::HOLD_TIMER_EXPIRED,
+                        subcode: 0,
+                        data: Vec::new(),
+                    };
+                    self.drop_conn(out, conn, Some(n), DownReason::HoldTimerExpired);
+                }
+            }
+            Timer::Keepalive(conn) => {
+                if matches!(
+                    self.phase(conn),
+                    Some(Phase::OpenConfirm(_) | Phase::Established)
+                ) {
+                    out.push(Action::Send(conn, Message::Keepalive));
+                    if let Some(ka) = self.keepalive_interval(conn) {
+                        out.push(Action::StartTimer(Timer::Keepalive(conn), ka));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keepalive interval of a connection past OPEN (needs the peer's hold time).
+    fn keepalive_interval(&self, conn: ConnId) -> Option<Duration> {
+        match self.phase(conn)? {
+            Phase::OpenConfirm(open) => {
+                negotiate_timers(&self.config, open.hold_time).map(|(_, ka)| ka)
+            }
+            Phase::Established => self.established_timers.map(|(_, ka)| ka),
+            _ => None,
+        }
+    }
+
+    /// Tear down one connection; sends `notification` first if given. Whether the FSM
+    /// then backs off depends on whether another connection is still alive.
+    fn drop_conn(
+        &mut self,
+        out: &mut Vec<Action>,
+        conn: ConnId,
+        notification: Option<Notification>,
+        reason: DownReason,
+    ) {
+        let Some(phase) = self.conns[conn.index()].take() else {
+            return;
+        };
+        if let Some(n) = notification
+            && !matches!(phase, Phase::Connecting)
+        {
+            out.push(Action::Send(conn, Message::Notification(n)));
+        }
+        out.push(Action::CloseTcp(conn));
+        out.push(Action::StopTimer(Timer::Hold(conn)));
+        out.push(Action::StopTimer(Timer::Keepalive(conn)));
+        if matches!(phase, Phase::Established) {
+            self.established_timers = None;
+            out.push(Action::SessionDown(reason));
+        } else {
+            out.push(Action::ConnectionFailed(reason));
+        }
+        if self.running && !self.has_conn(conn.other()) {
+            out.push(Action::StopTimer(Timer::ConnectRetry));
+            self.schedule_retry(out);
+        }
+    }
+
+    fn on_message(&mut self, out: &mut Vec<Action>, conn: ConnId, msg: Message) {
+        let Some(phase) = self.phase(conn).cloned() else {
+            return;
+        };
+        // A NOTIFICATION ends the connection in every state.
+        if let Message::Notification(n) = msg {
+            let reason = DownReason::NotificationReceived(n);
+            self.drop_conn(out, conn, None, reason);
+            return;
+        }
+        match phase {
+            Phase::Connecting => {}
+            Phase::OpenSent => match msg {
+                Message::Open(open) => self.on_open(out, conn, open),
+                _ => self.fsm_error(out, conn, fsm_subcode::IN_OPEN_SENT),
+            },
+            Phase::OpenConfirm(open) => match msg {
+                Message::Keepalive => self.establish(out, conn, *open),
+                _ => self.fsm_error(out, conn, fsm_subcode::IN_OPEN_CONFIRM),
+            },
+            Phase::Established => {
+                self.restart_hold(out, conn);
+                match msg {
+                    Message::Keepalive => {}
+                    Message::Update(u) => out.push(Action::DeliverUpdate(u)),
+                    Message::EndOfRib(f) => out.push(Action::EndOfRibReceived(f)),
+                    Message::RouteRefresh(f) => out.push(Action::RouteRefreshRequested(f)),
+                    Message::Open(_) | Message::Notification(_) => {
+                        self.fsm_error(out, conn, fsm_subcode::IN_ESTABLISHED);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fsm_error(&mut self, out: &mut Vec<Action>, conn: ConnId, subcode: u8) {
+        let n = Notification {
+            code: code::FSM,
+            subcode,
+            data: Vec::new(),
+        };
+        self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
+    }
+
+    fn restart_hold(&self, out: &mut Vec<Action>, conn: ConnId) {
+        if let Some((hold, _)) = self.established_timers {
+            out.push(Action::StartTimer(Timer::Hold(conn), hold));
+        }
+    }
+
+    fn on_open(&mut self, out: &mut Vec<Action>, conn: ConnId, open: Open) {
+        if let Err(n) = validate_open(&self.config, &open) {
+            self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
+            return;
+        }
+        // Collision (RFC 4271 6.8): the other connection got as far as the peer's OPEN
+        // too. Keep the connection initiated by the side with the higher identifier.
+        let other = conn.other();
+        if matches!(self.phase(other), Some(Phase::Established)) {
+            // RFC 4271 6.8: a collision with an Established session closes the new one.
+            let n = cease(cease_subcode::COLLISION, None);
+            self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
+            return;
+        }
+        if matches!(
+            self.phase(other),
+            Some(Phase::OpenConfirm(_)) | Some(Phase::OpenSent)
+        ) {
+            let other_has_open = matches!(self.phase(other), Some(Phase::OpenConfirm(_)));
+            let keep = if u32::from(self.config.router_id) > u32::from(open.bgp_id) {
+                ConnId::Outbound
+            } else {
+                ConnId::Inbound
+            };
+            if other_has_open {
+                let loser = keep.other();
+                let n = cease(cease_subcode::COLLISION, None);
+                if loser == conn {
+                    self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
+                    return;
+                }
+                self.drop_conn(out, other, Some(n.clone()), DownReason::NotificationSent(n));
+            } else if keep == conn {
+                // The other connection has not seen the peer's OPEN yet, but we know the
+                // identifier now: it can only lose, so close it right away.
+                let n = cease(cease_subcode::COLLISION, None);
+                self.drop_conn(out, other, Some(n.clone()), DownReason::NotificationSent(n));
+            } else {
+                // We know this connection loses against the other once its OPEN arrives.
+                let n = cease(cease_subcode::COLLISION, None);
+                self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
+                return;
+            }
+        }
+        out.push(Action::Send(conn, Message::Keepalive));
+        match negotiate_timers(&self.config, open.hold_time) {
+            Some((hold, ka)) => {
+                out.push(Action::StartTimer(Timer::Hold(conn), hold));
+                out.push(Action::StartTimer(Timer::Keepalive(conn), ka));
+            }
+            None => {
+                out.push(Action::StopTimer(Timer::Hold(conn)));
+            }
+        }
+        self.set_phase(conn, Some(Phase::OpenConfirm(Box::new(open))));
+    }
+
+    fn establish(&mut self, out: &mut Vec<Action>, conn: ConnId, open: Open) {
+        let timers = negotiate_timers(&self.config, open.hold_time);
+        self.established_timers = timers;
+        if let Some((hold, _)) = timers {
+            out.push(Action::StartTimer(Timer::Hold(conn), hold));
+        }
+        self.set_phase(conn, Some(Phase::Established));
+        self.backoff.reset();
+        // A leftover second connection (still before its OPEN) loses to the session.
+        let other = conn.other();
+        if self.has_conn(other) {
+            let n = cease(cease_subcode::COLLISION, None);
+            self.drop_conn(out, other, Some(n.clone()), DownReason::NotificationSent(n));
+        }
+        out.push(Action::StopTimer(Timer::ConnectRetry));
+        let ctx = SessionContext::negotiate(&self.config.local_open(), &open);
+        // State must read Established before the driver acts on the session.
+        self.update_state(out);
+        out.push(Action::SessionEstablished(conn, ctx));
+    }
+
+    /// Derive the externally visible state from the connections and emit a change.
+    fn update_state(&mut self, out: &mut Vec<Action>) {
+        let best = self.conns.iter().flatten().fold(None::<State>, |acc, p| {
+            let s = match p {
+                Phase::Connecting => State::Connect,
+                Phase::OpenSent => State::OpenSent,
+                Phase::OpenConfirm(_) => State::OpenConfirm,
+                Phase::Established => State::Established,
+            };
+            Some(acc.map_or(s, |a| a.max(s)))
+        });
+        let new = match best {
+            Some(s) => s,
+            None if !self.running => State::Idle,
+            // Waiting for the peer, or out the back-off before the next connect.
+            None => State::Active,
+        };
+        if new != self.state {
+            out.push(Action::StateChanged {
+                from: self.state,
+                to: new,
+            });
+            self.state = new;
+        }
+    }
+}

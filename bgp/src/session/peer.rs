@@ -1,0 +1,716 @@
+//! The per-peer task: owns the FSM, the timers, the connections and the Adj-RIBs of
+//! one peer, and carries out what the FSM decides.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use ipnet::IpNet;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::sleep_until;
+use tracing::{debug, info, warn};
+
+use super::config::{NextHopSpec, PeerConfig, RouteSpec};
+use super::io::{IoEvent, WriteItem, read_loop, reap, write_loop};
+use super::socket::{self, ConnectParams};
+use super::{PeerStatus, SpeakerEvent};
+use crate::fsm::{Action, ConnId, DownReason, Event, Fsm, State, Timer};
+use crate::rib::{AdjRibIn, AdjRibOut, RibDiff, RibInEvent, Route};
+use crate::wire::{
+    AddressFamily, Message, NextHop, PathAttributes, SessionContext, decode, encode,
+};
+
+/// The desired routes of a peer (shared between peers when set for all of them).
+pub(crate) type Desired = Arc<BTreeMap<IpNet, RouteSpec>>;
+
+/// Commands from the [`super::Speaker`] handle.
+#[derive(Debug)]
+pub(crate) enum PeerCommand {
+    SetDesired(Desired),
+    Announce(IpNet, RouteSpec),
+    Withdraw(IpNet),
+    UpdateConfig(Box<PeerConfig>),
+    Inbound(TcpStream),
+    /// Stop for good: `deconfigured` sends Cease 6/3, otherwise 6/2 with `reason`.
+    Stop {
+        deconfigured: bool,
+        reason: Option<String>,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Status shared with the speaker handle.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedStatus {
+    pub status: PeerStatus,
+    pub established_at: Option<Instant>,
+}
+
+/// One live TCP connection.
+struct Conn {
+    generation: u64,
+    writer: mpsc::UnboundedSender<WriteItem>,
+    writer_task: JoinHandle<()>,
+    reader_task: JoinHandle<()>,
+    local: SocketAddr,
+    /// Context for decoding/encoding: the negotiated one once Established.
+    ctx: SessionContext,
+}
+
+/// The Established session.
+struct Session {
+    conn: ConnId,
+    ctx: SessionContext,
+    local: SocketAddr,
+    rib_out: AdjRibOut,
+    rib_in: AdjRibIn,
+}
+
+pub(crate) struct PeerTask {
+    config: PeerConfig,
+    default_router_id: Ipv4Addr,
+    fsm: Fsm,
+    timers: HashMap<Timer, tokio::time::Instant>,
+    conns: [Option<Conn>; 2],
+    next_generation: u64,
+    connect: Option<(u64, JoinHandle<()>)>,
+    closing: Vec<JoinHandle<()>>,
+    session: Option<Session>,
+    desired: Desired,
+    io_tx: mpsc::UnboundedSender<IoEvent>,
+    io_rx: mpsc::UnboundedReceiver<IoEvent>,
+    cmd_rx: mpsc::UnboundedReceiver<PeerCommand>,
+    events: mpsc::UnboundedSender<SpeakerEvent>,
+    status: Arc<Mutex<SharedStatus>>,
+    /// Why the last connection or session ended, attached to the next state change.
+    pending_reason: Option<String>,
+    /// The socket's own reason for the last failed connect ("connection refused"), which
+    /// the FSM only knows as a generic connection failure.
+    connect_error: Option<String>,
+}
+
+fn conn_index(c: ConnId) -> usize {
+    match c {
+        ConnId::Outbound => 0,
+        ConnId::Inbound => 1,
+    }
+}
+
+impl PeerTask {
+    pub(crate) fn new(
+        config: PeerConfig,
+        default_router_id: Ipv4Addr,
+        desired: Desired,
+        cmd_rx: mpsc::UnboundedReceiver<PeerCommand>,
+        events: mpsc::UnboundedSender<SpeakerEvent>,
+        status: Arc<Mutex<SharedStatus>>,
+    ) -> Self {
+        let fsm = Fsm::new(config.fsm_config(default_router_id), rand::random());
+        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        PeerTask {
+            config,
+            default_router_id,
+            fsm,
+            timers: HashMap::new(),
+            conns: [None, None],
+            next_generation: 0,
+            connect: None,
+            closing: Vec::new(),
+            session: None,
+            desired,
+            io_tx,
+            io_rx,
+            cmd_rx,
+            events,
+            status,
+            pending_reason: None,
+            connect_error: None,
+        }
+    }
+
+    fn peer(&self) -> IpAddr {
+        self.config.address
+    }
+
+    /// Run until stopped (or until the speaker handle is gone).
+    pub(crate) async fn run(mut self) {
+        self.feed(Event::ManualStart);
+        loop {
+            self.closing.retain(|h| !h.is_finished());
+            let deadline = self.timers.values().min().copied();
+            tokio::select! {
+                biased;
+                cmd = self.cmd_rx.recv() => match cmd {
+                    Some(PeerCommand::Stop { deconfigured, reason, done }) => {
+                        self.stop(deconfigured, reason).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        self.stop(false, Some("speaker stopped".into())).await;
+                        return;
+                    }
+                },
+                Some(ev) = self.io_rx.recv() => self.on_io(ev),
+                () = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() => self.fire_timers(),
+            }
+        }
+    }
+
+    async fn stop(&mut self, deconfigured: bool, reason: Option<String>) {
+        let event = if deconfigured {
+            Event::Deconfigured
+        } else {
+            Event::ManualStop { reason }
+        };
+        self.feed(event);
+        if let Some((_, task)) = self.connect.take() {
+            task.abort();
+        }
+        // Let the Cease reach the peer before the task (and the sockets) go away.
+        for h in self.closing.drain(..) {
+            let _ = h.await;
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = tokio::time::Instant::now();
+        let expired: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in expired {
+            self.timers.remove(&t);
+            self.feed(Event::TimerExpired(t));
+        }
+    }
+
+    fn feed(&mut self, event: Event) {
+        let actions = self.fsm.handle(event);
+        for a in actions {
+            self.apply(a);
+        }
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut SharedStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn emit(&self, event: SpeakerEvent) {
+        // Nobody listening is fine: the events are a convenience for the daemon.
+        let _ = self.events.send(event);
+    }
+
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::Connect => self.start_connect(),
+            Action::Send(conn, msg) => self.send_message(conn, &msg),
+            Action::CloseTcp(conn) => self.close_conn(conn),
+            Action::StartTimer(t, d) => {
+                self.timers.insert(t, tokio::time::Instant::now() + d);
+            }
+            Action::StopTimer(t) => {
+                self.timers.remove(&t);
+            }
+            Action::StateChanged { from, to } => {
+                let reason = if to < from {
+                    self.pending_reason.take()
+                } else {
+                    None
+                };
+                info!(peer = %self.peer(), %from, %to, reason = reason.as_deref().unwrap_or(""), "BGP state changed");
+                self.with_status(|s| s.status.state = to);
+                self.emit(SpeakerEvent::PeerStateChanged {
+                    peer: self.peer(),
+                    from,
+                    to,
+                    reason,
+                });
+            }
+            Action::SessionEstablished(conn, ctx) => self.on_established(conn, ctx),
+            Action::SessionDown(reason) => self.on_session_down(&reason),
+            Action::ConnectionFailed(reason) => {
+                debug!(peer = %self.peer(), %reason, "BGP connection failed");
+                let text = self
+                    .connect_error
+                    .take()
+                    .unwrap_or_else(|| reason.to_string());
+                self.with_status(|s| s.status.last_error = Some(text.clone()));
+                self.pending_reason = Some(text);
+            }
+            Action::DeliverUpdate(update) => {
+                let Some(s) = self.session.as_mut() else {
+                    return;
+                };
+                let events = s.rib_in.apply(&update);
+                let received = s.rib_in.len();
+                self.with_status(|st| {
+                    st.status.updates_received += 1;
+                    st.status.prefixes_received = received;
+                });
+                self.emit_rib_in(events);
+            }
+            Action::EndOfRibReceived(family) => {
+                debug!(peer = %self.peer(), ?family, "End-of-RIB received");
+                self.with_status(|st| st.status.updates_received += 1);
+            }
+            Action::RouteRefreshRequested(family) => self.resend_family(family),
+        }
+    }
+
+    fn emit_rib_in(&self, events: Vec<RibInEvent>) {
+        let peer = self.peer();
+        for ev in events {
+            self.emit(match ev {
+                RibInEvent::Learned { prefix, route } => SpeakerEvent::RouteLearned {
+                    peer,
+                    prefix,
+                    route,
+                },
+                RibInEvent::Withdrawn { prefix } => SpeakerEvent::RouteWithdrawn { peer, prefix },
+            });
+        }
+    }
+
+    fn start_connect(&mut self) {
+        if let Some((_, old)) = self.connect.take() {
+            old.abort();
+        }
+        self.next_generation += 1;
+        let attempt = self.next_generation;
+        let params = ConnectParams {
+            remote: SocketAddr::new(self.config.address, self.config.port),
+            source: self.config.source_address,
+            password: self.config.password.clone(),
+            ttl: self.config.ttl(),
+        };
+        let tx = self.io_tx.clone();
+        let task = tokio::spawn(async move {
+            let result = socket::connect(&params).await;
+            let _ = tx.send(IoEvent::Connected { attempt, result });
+        });
+        self.connect = Some((attempt, task));
+    }
+
+    fn install_conn(&mut self, conn: ConnId, stream: TcpStream) -> bool {
+        let local = match stream.local_addr() {
+            Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
+            Err(e) => {
+                warn!(peer = %self.peer(), error = %e, "cannot read local address of connection");
+                return false;
+            }
+        };
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let (read, write) = stream.into_split();
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        let reader_task = tokio::spawn(read_loop(read, conn, generation, self.io_tx.clone()));
+        let writer_task = tokio::spawn(write_loop(write, wrx));
+        self.conns[conn_index(conn)] = Some(Conn {
+            generation,
+            writer: wtx,
+            writer_task,
+            reader_task,
+            local,
+            ctx: SessionContext::default_for_open(),
+        });
+        true
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns[conn_index(conn)].take() {
+            c.reader_task.abort();
+            drop(c.writer);
+            self.closing.push(reap(c.writer_task));
+        } else if conn == ConnId::Outbound
+            && let Some((_, task)) = self.connect.take()
+        {
+            task.abort();
+        }
+    }
+
+    fn send_bytes(&self, conn: ConnId, bytes: Vec<u8>) {
+        if let Some(c) = &self.conns[conn_index(conn)] {
+            let _ = c.writer.send(WriteItem::Data(bytes));
+        }
+    }
+
+    fn send_message(&mut self, conn: ConnId, msg: &Message) {
+        let Some(c) = &self.conns[conn_index(conn)] else {
+            return;
+        };
+        match encode(msg, &c.ctx) {
+            Ok(bytes) => {
+                if let Message::Notification(n) = msg {
+                    warn!(peer = %self.peer(), code = n.code, subcode = n.subcode, "sending NOTIFICATION");
+                }
+                let _ = c.writer.send(WriteItem::Data(bytes));
+            }
+            Err(e) => warn!(peer = %self.peer(), error = %e, "cannot encode message"),
+        }
+    }
+
+    fn on_io(&mut self, ev: IoEvent) {
+        match ev {
+            IoEvent::Connected { attempt, result } => {
+                if self.connect.as_ref().map(|(a, _)| *a) != Some(attempt) {
+                    return; // abandoned attempt; dropping the stream closes it
+                }
+                self.connect = None;
+                match result {
+                    Ok(stream) => {
+                        if self.install_conn(ConnId::Outbound, stream) {
+                            self.feed(Event::TcpConnected(ConnId::Outbound));
+                        } else {
+                            self.feed(Event::TcpConnectFailed);
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %self.peer(), error = %e, "connect failed");
+                        self.connect_error = Some(format!("connect: {e}"));
+                        self.feed(Event::TcpConnectFailed);
+                        // Only a ConnectionFailed action consumes it; never let it linger.
+                        if let Some(text) = self.connect_error.take() {
+                            self.with_status(|s| s.status.last_error = Some(text));
+                        }
+                    }
+                }
+            }
+            IoEvent::Frame {
+                conn,
+                generation,
+                frame,
+            } => {
+                let Some(c) = self.live(conn, generation) else {
+                    return;
+                };
+                match decode(&frame, &c.ctx) {
+                    Ok(decoded) => {
+                        for a in &decoded.actions {
+                            warn!(peer = %self.peer(), action = ?a, "UPDATE error handled (RFC 7606)");
+                        }
+                        self.feed(Event::Message(conn, decoded.message));
+                    }
+                    Err(e) => {
+                        warn!(peer = %self.peer(), error = %e, "malformed message from peer");
+                        self.feed(Event::DecodeError(conn, e.notification));
+                    }
+                }
+            }
+            IoEvent::Framing {
+                conn,
+                generation,
+                error,
+            } => {
+                if self.live(conn, generation).is_some() {
+                    warn!(peer = %self.peer(), error = %error, "malformed message from peer");
+                    self.feed(Event::DecodeError(conn, error.notification));
+                }
+            }
+            IoEvent::Closed {
+                conn,
+                generation,
+                error,
+            } => {
+                if self.live(conn, generation).is_some() {
+                    debug!(peer = %self.peer(), ?error, "connection closed");
+                    self.feed(Event::TcpClosed(conn));
+                }
+            }
+        }
+    }
+
+    fn live(&self, conn: ConnId, generation: u64) -> Option<&Conn> {
+        self.conns[conn_index(conn)]
+            .as_ref()
+            .filter(|c| c.generation == generation)
+    }
+
+    fn on_command(&mut self, cmd: PeerCommand) {
+        match cmd {
+            PeerCommand::SetDesired(desired) => {
+                self.desired = desired;
+                self.sync_desired();
+            }
+            PeerCommand::Announce(prefix, spec) => {
+                Arc::make_mut(&mut self.desired).insert(prefix, spec.clone());
+                let Some(s) = self.session.as_ref() else {
+                    return;
+                };
+                let route = resolve(&self.config, s, &prefix, &spec);
+                let Some(s) = self.session.as_mut() else {
+                    return;
+                };
+                let diff = match route {
+                    Some(route) => s.rib_out.announce(prefix, route),
+                    // Not announceable on this session (family, next hop): make sure an
+                    // older announcement of the prefix is withdrawn.
+                    None => s.rib_out.withdraw(&prefix),
+                };
+                self.send_diff(diff);
+            }
+            PeerCommand::Withdraw(prefix) => {
+                Arc::make_mut(&mut self.desired).remove(&prefix);
+                if let Some(d) = self.session_mut().map(|s| s.rib_out.withdraw(&prefix)) {
+                    self.send_diff(d);
+                }
+            }
+            PeerCommand::UpdateConfig(new) => self.update_config(*new),
+            PeerCommand::Inbound(stream) => self.on_inbound(stream),
+            PeerCommand::Stop { .. } => {} // handled in `run`
+        }
+    }
+
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        self.session.as_mut()
+    }
+
+    fn on_inbound(&mut self, stream: TcpStream) {
+        if self.conns[conn_index(ConnId::Inbound)].is_some() {
+            debug!(peer = %self.peer(), "second inbound connection refused");
+            return;
+        }
+        let v6 = stream.peer_addr().map(|a| a.is_ipv6()).unwrap_or(false);
+        if let Err(e) = socket::set_ttl(&stream, v6, self.config.ttl()) {
+            debug!(peer = %self.peer(), error = %e, "cannot set TTL on inbound connection");
+        }
+        let _ = stream.set_nodelay(true);
+        if self.install_conn(ConnId::Inbound, stream) {
+            self.feed(Event::TcpConnected(ConnId::Inbound));
+        }
+    }
+
+    fn update_config(&mut self, new: PeerConfig) {
+        if self.config.needs_reset(&new) {
+            info!(peer = %self.peer(), "configuration changed: resetting session");
+            self.feed(Event::AdminReset {
+                reason: Some("configuration changed".into()),
+            });
+            if let Some((_, task)) = self.connect.take() {
+                task.abort();
+            }
+            for conn in [ConnId::Outbound, ConnId::Inbound] {
+                self.close_conn(conn);
+            }
+            self.timers.clear();
+            let old_state = self.fsm.state();
+            self.config = new;
+            self.fsm = Fsm::new(
+                self.config.fsm_config(self.default_router_id),
+                rand::random(),
+            );
+            if old_state != State::Idle {
+                self.apply(Action::StateChanged {
+                    from: old_state,
+                    to: State::Idle,
+                });
+            }
+            self.feed(Event::ManualStart);
+        } else {
+            self.config = new;
+            self.sync_desired();
+        }
+    }
+
+    fn on_established(&mut self, conn: ConnId, ctx: SessionContext) {
+        let Some(c) = self.conns[conn_index(conn)].as_mut() else {
+            return;
+        };
+        c.ctx = ctx.clone();
+        let local = c.local;
+        info!(peer = %self.peer(), families = ?ctx.families, four_octet_as = ctx.four_octet_as, "BGP session established");
+        self.session = Some(Session {
+            conn,
+            ctx,
+            local,
+            rib_out: AdjRibOut::new(),
+            rib_in: AdjRibIn::new(),
+        });
+        self.with_status(|s| {
+            s.established_at = Some(Instant::now());
+            s.status.established_since = Some(SystemTime::now());
+            s.status.local_address = Some(local);
+            s.status.last_error = None;
+        });
+        self.send_initial_table();
+    }
+
+    /// Full table, then End-of-RIB per family, right away (no settle timer).
+    fn send_initial_table(&mut self) {
+        let Some(s) = self.session.as_ref() else {
+            return;
+        };
+        let conn = s.conn;
+        let families = s.ctx.families.clone();
+        let routes = self.resolve_desired(s);
+        if let Some(diff) = self
+            .session
+            .as_mut()
+            .map(|s| s.rib_out.set_desired_shared(routes))
+        {
+            self.send_diff(diff);
+        }
+        self.send_end_of_rib(conn, &families);
+    }
+
+    /// The desired set as routes of this session. Routes with the same attributes and
+    /// next hop share one `Arc<Route>`, so 100k prefixes cost a pointer each here.
+    fn resolve_desired(&self, s: &Session) -> BTreeMap<IpNet, Arc<Route>> {
+        let mut shared: HashMap<(*const PathAttributes, NextHop), Arc<Route>> = HashMap::new();
+        let mut skipped = 0usize;
+        let mut out = BTreeMap::new();
+        for (prefix, spec) in self.desired.iter() {
+            let Some(route) = resolve(&self.config, s, prefix, spec) else {
+                skipped += 1;
+                continue;
+            };
+            let key = (Arc::as_ptr(&spec.attributes), route.next_hop);
+            let route = shared.entry(key).or_insert_with(|| Arc::new(route)).clone();
+            out.insert(*prefix, route);
+        }
+        if skipped > 0 {
+            warn!(peer = %self.peer(), skipped, "routes not announced: family not negotiated or no usable next hop");
+        }
+        out
+    }
+
+    fn send_end_of_rib(&mut self, conn: ConnId, families: &[AddressFamily]) {
+        for f in families {
+            self.send_message(conn, &Message::EndOfRib(*f));
+        }
+        let prefixes = self.session.as_ref().map_or(0, |s| s.rib_out.len());
+        self.with_status(|s| s.status.updates_sent += families.len() as u64);
+        // Report when the table has really been handed to the kernel.
+        if let Some(c) = &self.conns[conn_index(conn)] {
+            let (tx, rx) = oneshot::channel();
+            if c.writer.send(WriteItem::Notify(tx)).is_ok() {
+                let events = self.events.clone();
+                let peer = self.peer();
+                tokio::spawn(async move {
+                    if rx.await.is_ok() {
+                        let _ = events.send(SpeakerEvent::EndOfRibSent { peer, prefixes });
+                    }
+                });
+            }
+        }
+    }
+
+    /// Re-resolve the desired set against the live session and send the difference.
+    fn sync_desired(&mut self) {
+        let Some(s) = self.session.as_ref() else {
+            return;
+        };
+        let routes = self.resolve_desired(s);
+        if let Some(diff) = self
+            .session
+            .as_mut()
+            .map(|s| s.rib_out.set_desired_shared(routes))
+        {
+            self.send_diff(diff);
+        }
+    }
+
+    fn resend_family(&mut self, family: AddressFamily) {
+        let Some(s) = self.session.as_ref() else {
+            return;
+        };
+        let mut diff = s.rib_out.full_table();
+        diff.announced.retain_mut(|(_, prefixes)| {
+            prefixes.retain(|p| AddressFamily::of(p) == family);
+            !prefixes.is_empty()
+        });
+        let conn = s.conn;
+        info!(peer = %self.peer(), ?family, "route refresh requested: resending");
+        self.send_diff(diff);
+        self.send_end_of_rib(conn, &[family]);
+    }
+
+    fn send_diff(&mut self, diff: RibDiff) {
+        if diff.is_empty() {
+            return;
+        }
+        let Some(s) = self.session.as_ref() else {
+            return;
+        };
+        match diff.encode(&s.ctx) {
+            Ok(frames) => {
+                let count = frames.len() as u64;
+                let total: usize = frames.iter().map(Vec::len).sum();
+                let mut buf = Vec::with_capacity(total);
+                for f in &frames {
+                    buf.extend_from_slice(f);
+                }
+                drop(frames);
+                let announced = s.rib_out.len();
+                self.send_bytes(s.conn, buf);
+                self.with_status(|st| {
+                    st.status.updates_sent += count;
+                    st.status.prefixes_announced = announced;
+                });
+            }
+            Err(e) => warn!(peer = %self.peer(), error = %e, "cannot encode UPDATEs"),
+        }
+    }
+
+    fn on_session_down(&mut self, reason: &DownReason) {
+        let text = reason.to_string();
+        match reason {
+            DownReason::Stopped | DownReason::AdminReset => {
+                info!(peer = %self.peer(), reason = %text, "BGP session closed");
+            }
+            _ => warn!(peer = %self.peer(), reason = %text, "BGP session down"),
+        }
+        if let Some(mut s) = self.session.take() {
+            let events = s.rib_in.clear();
+            self.emit_rib_in(events);
+        }
+        self.with_status(|s| {
+            s.established_at = None;
+            s.status.established_since = None;
+            s.status.prefixes_announced = 0;
+            s.status.prefixes_received = 0;
+            s.status.last_error = Some(text.clone());
+        });
+        self.pending_reason = Some(text);
+    }
+}
+
+/// The route a spec stands for on this session, or `None` when the family was not
+/// negotiated or no next hop of the prefix's family is known.
+fn resolve(config: &PeerConfig, s: &Session, prefix: &IpNet, spec: &RouteSpec) -> Option<Route> {
+    let family = AddressFamily::of(prefix);
+    if !s.ctx.families.contains(&family) {
+        return None;
+    }
+    let next_hop = match spec.next_hop {
+        NextHopSpec::Fixed(nh) => match (prefix, nh) {
+            (IpNet::V4(_), NextHop::V4(_)) | (IpNet::V6(_), NextHop::V6 { .. }) => nh,
+            _ => return None,
+        },
+        NextHopSpec::SelfAddress => match (prefix, s.local.ip()) {
+            (IpNet::V4(_), IpAddr::V4(a)) => NextHop::V4(a),
+            (IpNet::V4(_), IpAddr::V6(_)) => NextHop::V4(config.ipv4_next_hop?),
+            (IpNet::V6(_), IpAddr::V6(a)) => NextHop::V6 {
+                global: a,
+                link_local: None,
+            },
+            (IpNet::V6(_), IpAddr::V4(_)) => NextHop::V6 {
+                global: config.ipv6_next_hop?,
+                link_local: None,
+            },
+        },
+    };
+    Some(Route {
+        attributes: (*spec.attributes).clone(),
+        next_hop,
+    })
+}
