@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: real BGP peers (gobgpd, BIRD), iproute2 for network
-# namespaces, procps for process checks, ansible + ruby to check the Vagrant lab.
-pkgs=(gobgpd bird2 iproute2 procps ansible-core ruby python3-jinja2 tcpdump)
+# Debian packages the tests use: real BGP peers and routers (gobgpd, BIRD, FRR), iproute2
+# for network namespaces, procps and curl, ansible + ruby + jinja2 to check the Vagrant lab.
+pkgs=(gobgpd bird2 frr iproute2 procps curl ansible-core ruby python3-jinja2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,4 +21,8 @@ fi
 
 # BIRD's Debian package may start a system instance; the tests start their own.
 # Network tests run as root in their own namespaces; nothing else is touched.
+# The end-to-end, RBAC and speaker tests run the real binaries: build them once here and
+# point the tests at them (otherwise each test binary would build them itself).
+cargo build --workspace --bins
+export FERROLB_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" FERROLB_E2E_NO_BUILD=1
 cargo test --workspace --no-fail-fast

@@ -128,20 +128,54 @@ fn run(prog: &str, args: &[String]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn read_rib(api_port: u16) -> Result<Vec<RibRoute>> {
+/// How to reach gobgpd's API: the `gobgp` CLI's connection flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GobgpApi {
+    args: Vec<String>,
+}
+
+impl GobgpApi {
+    /// `unix:///path/to.sock` (gobgpd `--api-hosts unix://...`, `gobgp --target`),
+    /// `HOST:PORT`, or a bare port on 127.0.0.1.
+    pub fn parse(s: &str) -> Result<GobgpApi> {
+        let args = if s.starts_with("unix://") {
+            vec!["--target".to_string(), s.to_string()]
+        } else if let Ok(port) = s.parse::<u16>() {
+            vec!["-p".to_string(), port.to_string()]
+        } else if let Some((host, port)) = s.rsplit_once(':') {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("bad port in gobgpd API address {s:?}"))?;
+            vec![
+                "-u".to_string(),
+                host.trim_matches(['[', ']']).to_string(),
+                "-p".to_string(),
+                port.to_string(),
+            ]
+        } else {
+            bail!("gobgpd API address {s:?}: use unix:///path.sock, HOST:PORT or PORT");
+        };
+        Ok(GobgpApi { args })
+    }
+
+    /// The TCP API on 127.0.0.1:`port`.
+    pub fn port(port: u16) -> GobgpApi {
+        GobgpApi {
+            args: vec!["-p".to_string(), port.to_string()],
+        }
+    }
+
+    fn with(&self, rest: &[&str]) -> Vec<String> {
+        let mut v = self.args.clone();
+        v.extend(rest.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+fn read_rib(api: &GobgpApi) -> Result<Vec<RibRoute>> {
     let mut all = Vec::new();
     for family in ["ipv4", "ipv6"] {
-        let args: Vec<String> = [
-            "-p",
-            &api_port.to_string(),
-            "-j",
-            "global",
-            "rib",
-            "-a",
-            family,
-        ]
-        .map(String::from)
-        .to_vec();
+        let args = api.with(&["-j", "global", "rib", "-a", family]);
         all.extend(ferrolb_netns::parse_gobgp_rib(&run("gobgp", &args)?)?);
     }
     Ok(all)
@@ -151,7 +185,9 @@ fn read_kernel() -> Result<Fib> {
     let mut fib = Fib::new();
     for family in [Family::V4, Family::V6] {
         let flag = if family == Family::V4 { "-4" } else { "-6" };
-        let args: Vec<String> = [flag, "-j", "route", "show", "proto", PROTO]
+        // Not `show proto bgp`: iproute2 then leaves the protocol out of its JSON, and
+        // `current_fib` keeps only routes whose protocol it sees.
+        let args: Vec<String> = [flag, "-j", "route", "show", "table", "main"]
             .map(String::from)
             .to_vec();
         fib.extend(current_fib(&ferrolb_netns::parse_kernel_routes(
@@ -163,8 +199,8 @@ fn read_kernel() -> Result<Fib> {
 }
 
 /// One reconciliation pass in the current network namespace; returns the ops applied.
-pub fn sync_once(api_port: u16) -> Result<Vec<FibOp>> {
-    let ops = plan(&desired_fib(&read_rib(api_port)?), &read_kernel()?);
+pub fn sync_once(api: &GobgpApi) -> Result<Vec<FibOp>> {
+    let ops = plan(&desired_fib(&read_rib(api)?), &read_kernel()?);
     for op in &ops {
         match run("ip", &ip_args(op)) {
             Ok(_) => tracing::info!(op = ?op, "fib updated"),
@@ -175,20 +211,16 @@ pub fn sync_once(api_port: u16) -> Result<Vec<FibOp>> {
 }
 
 /// Runs forever: a pass whenever `gobgp monitor` reports anything, and every `period`.
-pub fn run_loop(api_port: u16, period: Duration) -> Result<()> {
+pub fn run_loop(api: &GobgpApi, period: Duration) -> Result<()> {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     for what in [&["adj-in"][..], &["neighbor"][..], &["global", "rib"][..]] {
         let tx = tx.clone();
-        let mut args = vec![
-            "-p".to_string(),
-            api_port.to_string(),
-            "monitor".to_string(),
-        ];
+        let mut args = api.with(&["monitor"]);
         args.extend(what.iter().map(|s| s.to_string()));
         std::thread::spawn(move || monitor_trigger(args, tx));
     }
     loop {
-        if let Err(e) = sync_once(api_port) {
+        if let Err(e) = sync_once(api) {
             tracing::warn!(error = %e, "fib sync pass failed");
         }
         let _ = rx.recv_timeout(period);
@@ -291,6 +323,20 @@ mod tests {
             ]
         );
         assert!(plan(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn api_address_forms() {
+        assert_eq!(
+            GobgpApi::parse("unix:///run/x.sock").unwrap().args,
+            ["--target", "unix:///run/x.sock"]
+        );
+        assert_eq!(GobgpApi::parse("50051").unwrap().args, ["-p", "50051"]);
+        assert_eq!(
+            GobgpApi::parse("10.0.0.1:50052").unwrap().args,
+            ["-u", "10.0.0.1", "-p", "50052"]
+        );
+        assert!(GobgpApi::parse("nonsense").is_err());
     }
 
     #[test]

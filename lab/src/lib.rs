@@ -4,6 +4,26 @@
 //! `ferrolb-netns` (lab/harness) and the lab Kubernetes API server in `ferrolb-apiserver`
 //! (lab/apiserver); this crate puts them together.
 //!
-//! - [`fib`]: programs the lab router's kernel from gobgpd's RIB (ECMP, `proto bgp`).
+//! - [`topology`]: namespaces, veths, bridges and addresses of the seed lab, by prefix;
+//! - [`procs`]: detached processes with pid files and logs; teardown by prefix;
+//! - [`router`]: the router `rt` (gobgpd + [`fib`], BIRD, or FRR) and its RIB/FIB as data;
+//! - [`fib`]: programs the lab router's kernel from gobgpd's RIB (ECMP, `proto bgp`);
+//! - [`k8s`]: Nodes, ConfigMap, Service and EndpointSlices in the lab API server;
+//! - [`kubeproxy`]: the per-node kube-proxy stand-in (Service IP -> pods);
+//! - [`echo`]: the demo pods' HTTP server and the matching client;
+//! - [`nsexec`]: run async code inside a namespace (API server, client, pods);
+//! - [`netlab`]: the whole lab ([`netlab::NetLab`]), for the CLI and the end-to-end tests;
+//! - [`demo`]: what `ferrolb-lab demo` checks and prints;
+//! - [`testing`]: binaries and unique lab specs for the end-to-end tests.
 
+pub mod demo;
+pub mod echo;
 pub mod fib;
+pub mod k8s;
+pub mod kubeproxy;
+pub mod netlab;
+pub mod nsexec;
+pub mod procs;
+pub mod router;
+pub mod testing;
+pub mod topology;

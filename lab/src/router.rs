@@ -1,0 +1,637 @@
+//! The lab router `rt`: gobgpd (default, with [`crate::fib`] programming the kernel), BIRD
+//! (`merge paths`) or FRR (bgpd + zebra), all peering with every node and installing ECMP
+//! routes into the router namespace's kernel. Their configs share one policy: accept Service
+//! /32s from the pool and node pod CIDRs (/24 of 10.244.0.0/16) from the nodes, and send the
+//! pod CIDRs back to the nodes with the cluster AS replaced (every node is AS 64522, so the
+//! AS-path loop check would drop them otherwise).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ferrolb_netns::{Family, KernelRoute, RibPath, RibRoute};
+
+use crate::procs::{self, StateDir};
+use crate::topology::{Names, addr};
+
+/// Which routing daemon runs on the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouterKind {
+    /// gobgpd 3.x (the seed's router) + the lab's fib-sync for the kernel.
+    Gobgp,
+    /// BIRD 2 with `merge paths` in its kernel protocol.
+    Bird,
+    /// FRR bgpd + zebra (`apt-get install -y frr`).
+    Frr,
+}
+
+impl RouterKind {
+    /// The daemon's name for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            RouterKind::Gobgp => "gobgpd",
+            RouterKind::Bird => "BIRD",
+            RouterKind::Frr => "FRR",
+        }
+    }
+
+    /// The kernel `proto` of the routes this router installs.
+    pub fn kernel_proto(self) -> &'static str {
+        match self {
+            RouterKind::Gobgp => crate::fib::PROTO,
+            RouterKind::Bird => "bird",
+            RouterKind::Frr => "bgp",
+        }
+    }
+
+    /// Binaries it needs, with the Debian package providing them.
+    pub fn requirements(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            RouterKind::Gobgp => &[("/usr/bin/gobgpd", "gobgpd"), ("/usr/bin/gobgp", "gobgpd")],
+            RouterKind::Bird => &[("/usr/sbin/bird", "bird2"), ("/usr/sbin/birdc", "bird2")],
+            RouterKind::Frr => &[
+                ("/usr/lib/frr/zebra", "frr"),
+                ("/usr/lib/frr/bgpd", "frr"),
+                ("/usr/bin/vtysh", "frr"),
+            ],
+        }
+    }
+}
+
+/// The router's settings.
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    /// Which daemon.
+    pub kind: RouterKind,
+    /// Number of nodes to peer with.
+    pub nodes: u8,
+    /// The `ferrolb-lab` binary (runs fib-sync for gobgpd).
+    pub lab_bin: PathBuf,
+}
+
+fn node_ips(nodes: u8) -> Vec<std::net::Ipv4Addr> {
+    (1..=nodes).map(addr::node).collect()
+}
+
+/// gobgpd's TOML (the approach of lab/vagrant's template: multipath, import/export policy,
+/// `replace-peer-as` towards the nodes; passive so that the speakers' connects win at once).
+pub fn gobgp_toml(nodes: u8) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"[global.config]
+  as = {asn}
+  router-id = "{rid}"
+  port = 179
+  local-address-list = ["{rid}"]
+
+[global.use-multiple-paths.config]
+  enabled = true
+
+[[defined-sets.prefix-sets]]
+  prefix-set-name = "from-cluster"
+  [[defined-sets.prefix-sets.prefix-list]]
+    ip-prefix = "{pool}"
+    masklength-range = "32..32"
+  [[defined-sets.prefix-sets.prefix-list]]
+    ip-prefix = "{podnet}"
+    masklength-range = "24..24"
+
+[[defined-sets.prefix-sets]]
+  prefix-set-name = "to-cluster"
+  [[defined-sets.prefix-sets.prefix-list]]
+    ip-prefix = "{podnet}"
+    masklength-range = "24..24"
+
+[[policy-definitions]]
+  name = "import-from-cluster"
+  [[policy-definitions.statements]]
+    name = "pool-and-pod-cidrs"
+    [policy-definitions.statements.conditions.match-prefix-set]
+      prefix-set = "from-cluster"
+      match-set-options = "any"
+    [policy-definitions.statements.actions]
+      route-disposition = "accept-route"
+
+[[policy-definitions]]
+  name = "export-to-cluster"
+  [[policy-definitions.statements]]
+    name = "pod-cidrs"
+    [policy-definitions.statements.conditions.match-prefix-set]
+      prefix-set = "to-cluster"
+      match-set-options = "any"
+    [policy-definitions.statements.actions]
+      route-disposition = "accept-route"
+
+[global.apply-policy.config]
+  import-policy-list = ["import-from-cluster"]
+  default-import-policy = "reject-route"
+  export-policy-list = ["export-to-cluster"]
+  default-export-policy = "reject-route"
+"#,
+        asn = addr::ROUTER_ASN,
+        rid = addr::RT_CLUSTER,
+        pool = addr::POOL,
+        podnet = addr::POD_NET,
+    );
+    for (i, ip) in node_ips(nodes).iter().enumerate() {
+        let _ = write!(
+            s,
+            r#"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{ip}"
+    peer-as = {cluster}
+    description = "{name}"
+  [neighbors.transport.config]
+    passive-mode = true
+  [neighbors.as-path-options.config]
+    replace-peer-as = true
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+"#,
+            cluster = addr::CLUSTER_ASN,
+            name = Names::node_name(i as u8 + 1),
+        );
+    }
+    s
+}
+
+/// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP).
+pub fn bird_conf(nodes: u8) -> String {
+    let mut s = format!(
+        r#"router id {rid};
+log stderr all;
+protocol device {{ scan time 10; }}
+protocol kernel {{
+  ipv4 {{ import none; export where source = RTS_BGP; }};
+  merge paths on;
+}}
+filter from_cluster {{
+  if net ~ [ {pool}{{32,32}}, {podnet}{{24,24}} ] then accept;
+  reject;
+}}
+filter to_cluster {{
+  if net ~ [ {podnet}{{24,24}} ] then {{
+    bgp_path = delete(bgp_path, {cluster});
+    accept;
+  }}
+  reject;
+}}
+template bgp nodes {{
+  local {rid} as {asn};
+  passive on;
+  graceful restart off;
+  ipv4 {{ import filter from_cluster; export filter to_cluster; }};
+}}
+"#,
+        rid = addr::RT_CLUSTER,
+        asn = addr::ROUTER_ASN,
+        cluster = addr::CLUSTER_ASN,
+        pool = addr::POOL,
+        podnet = addr::POD_NET,
+    );
+    for (i, ip) in node_ips(nodes).iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "protocol bgp node{} from nodes {{ neighbor {ip} as {}; }}",
+            i + 1,
+            addr::CLUSTER_ASN
+        );
+    }
+    s
+}
+
+/// FRR's integrated config for bgpd (zebra needs none): multipath, `as-override` towards
+/// the nodes, passive neighbours, pool /32s and pod CIDRs in, pod CIDRs out.
+pub fn frr_conf(nodes: u8) -> String {
+    let mut s = format!(
+        "frr defaults traditional\nhostname rt\nlog stdout debugging\nno ipv6 forwarding\n!\n\
+         ip prefix-list from-cluster seq 10 permit {pool} ge 32\n\
+         ip prefix-list from-cluster seq 20 permit {podnet} ge 24 le 24\n\
+         ip prefix-list to-cluster seq 10 permit {podnet} ge 24 le 24\n!\n\
+         router bgp {asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n no bgp network import-check\n\
+         \x20bgp bestpath as-path multipath-relax\n",
+        pool = addr::POOL,
+        podnet = addr::POD_NET,
+        asn = addr::ROUTER_ASN,
+        rid = addr::RT_CLUSTER,
+    );
+    for ip in node_ips(nodes) {
+        let _ = writeln!(s, " neighbor {ip} remote-as {}", addr::CLUSTER_ASN);
+        let _ = writeln!(s, " neighbor {ip} passive");
+    }
+    s.push_str(" address-family ipv4 unicast\n  maximum-paths 64\n");
+    for ip in node_ips(nodes) {
+        let _ = writeln!(s, "  neighbor {ip} as-override");
+        let _ = writeln!(s, "  neighbor {ip} prefix-list from-cluster in");
+        let _ = writeln!(s, "  neighbor {ip} prefix-list to-cluster out");
+    }
+    s.push_str(" exit-address-family\n!\n");
+    s
+}
+
+/// A handle to the lab's router (works for a router started by another process too: it
+/// only needs the state directory).
+#[derive(Debug, Clone)]
+pub struct Router {
+    /// Which daemon.
+    pub kind: RouterKind,
+    /// Its namespace.
+    pub ns: String,
+    state: StateDir,
+}
+
+fn run(prog: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(prog)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {prog}"))?;
+    if !out.status.success() {
+        bail!(
+            "`{prog} {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn wait_ready(
+    what: &str,
+    state: &StateDir,
+    component: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let err = match probe() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let dead = state.pid(component).is_some_and(|p| !procs::pid_alive(p));
+        if dead || Instant::now() >= deadline {
+            bail!(
+                "{what} did not come up ({}): {err:#}\nlog tail ({}):\n{}",
+                if dead { "it exited" } else { "timed out" },
+                state.log(component).display(),
+                state.log_tail(component, 20)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Router {
+    /// A handle for the router of the lab named `names` with state in `state`.
+    pub fn new(kind: RouterKind, names: &Names, state: &StateDir) -> Router {
+        Router {
+            kind,
+            ns: names.rt(),
+            state: state.clone(),
+        }
+    }
+
+    /// gobgpd's API socket.
+    pub fn gobgp_socket(&self) -> PathBuf {
+        self.state.path("gobgp.sock")
+    }
+
+    /// `unix://...` for gobgp `--target` and fib-sync `--api`.
+    pub fn gobgp_target(&self) -> String {
+        format!("unix://{}", self.gobgp_socket().display())
+    }
+
+    fn bird_socket(&self) -> PathBuf {
+        self.state.path("bird.ctl")
+    }
+
+    fn frr_dir(&self) -> PathBuf {
+        self.state.path("frr")
+    }
+
+    /// Writes the config and starts the daemon(s) detached in the router namespace; waits
+    /// until the control interface answers.
+    pub fn start(&self, spec: &RouterSpec) -> Result<()> {
+        match self.kind {
+            RouterKind::Gobgp => self.start_gobgp(spec),
+            RouterKind::Bird => self.start_bird(spec),
+            RouterKind::Frr => self.start_frr(spec),
+        }
+    }
+
+    fn start_gobgp(&self, spec: &RouterSpec) -> Result<()> {
+        let conf = self.state.path("gobgpd.toml");
+        std::fs::write(&conf, gobgp_toml(spec.nodes))?;
+        let _ = std::fs::remove_file(self.gobgp_socket());
+        let args: Vec<String> = vec![
+            "-f".into(),
+            conf.display().to_string(),
+            "-p".into(),
+            "--pprof-disable".into(),
+            "--log-plain".into(),
+            "--api-hosts".into(),
+            self.gobgp_target(),
+        ];
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "gobgpd",
+            Path::new("/usr/bin/gobgpd"),
+            &args,
+            &[],
+        )?;
+        let target = self.gobgp_target();
+        wait_ready(
+            "gobgpd",
+            &self.state,
+            "gobgpd",
+            Duration::from_secs(10),
+            || run("gobgp", &["--target", &target, "global"]).map(drop),
+        )?;
+        let fib_args: Vec<String> = vec!["fib-sync".into(), "--api".into(), target];
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "fib-sync",
+            &spec.lab_bin,
+            &fib_args,
+            &[("RUST_LOG", "info")],
+        )?;
+        Ok(())
+    }
+
+    fn start_bird(&self, spec: &RouterSpec) -> Result<()> {
+        let conf = self.state.path("bird.conf");
+        std::fs::write(&conf, bird_conf(spec.nodes))?;
+        let sock = self.bird_socket();
+        let _ = std::fs::remove_file(&sock);
+        let args: Vec<String> = vec![
+            "-f".into(),
+            "-c".into(),
+            conf.display().to_string(),
+            "-s".into(),
+            sock.display().to_string(),
+            "-P".into(),
+            self.state.path("bird.pid").display().to_string(),
+        ];
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "bird",
+            Path::new("/usr/sbin/bird"),
+            &args,
+            &[],
+        )?;
+        let s = sock.display().to_string();
+        wait_ready("bird", &self.state, "bird", Duration::from_secs(10), || {
+            run("birdc", &["-s", &s, "show", "status"]).map(drop)
+        })
+    }
+
+    fn start_frr(&self, spec: &RouterSpec) -> Result<()> {
+        let dir = self.frr_dir();
+        std::fs::create_dir_all(&dir)?;
+        // FRR drops privileges to its `frr` user: it must own its pid/socket directory.
+        if let Ok(Some(user)) = nix::unistd::User::from_name("frr") {
+            nix::unistd::chown(&dir, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("chown frr {}", dir.display()))?;
+        }
+        let conf = dir.join("bgpd.conf");
+        std::fs::write(&conf, frr_conf(spec.nodes))?;
+        let zconf = dir.join("zebra.conf");
+        std::fs::write(&zconf, "hostname rt\n")?;
+        let zsock = dir.join("zserv.api");
+        let d = dir.display().to_string();
+        let common = |daemon: &str, conf: &Path| -> Vec<String> {
+            vec![
+                "-f".into(),
+                conf.display().to_string(),
+                "-i".into(),
+                format!("{d}/{daemon}.pid"),
+                "--vty_socket".into(),
+                d.clone(),
+                "-z".into(),
+                zsock.display().to_string(),
+                "-A".into(),
+                "127.0.0.1".into(),
+            ]
+        };
+        let mut zargs = common("zebra", &zconf);
+        zargs.extend(["--retain".to_string()]);
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "zebra",
+            Path::new("/usr/lib/frr/zebra"),
+            &zargs,
+            &[],
+        )?;
+        wait_ready(
+            "FRR zebra",
+            &self.state,
+            "zebra",
+            Duration::from_secs(10),
+            || {
+                if zsock.exists() {
+                    Ok(())
+                } else {
+                    bail!("no zserv socket yet")
+                }
+            },
+        )?;
+        let mut bargs = common("bgpd", &conf);
+        bargs.extend(["-p".to_string(), "179".to_string()]);
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "bgpd",
+            Path::new("/usr/lib/frr/bgpd"),
+            &bargs,
+            &[],
+        )?;
+        wait_ready(
+            "FRR bgpd",
+            &self.state,
+            "bgpd",
+            Duration::from_secs(10),
+            || self.vtysh("show bgp summary").map(drop),
+        )
+    }
+
+    fn vtysh(&self, cmd: &str) -> Result<String> {
+        let d = self.frr_dir().display().to_string();
+        run("vtysh", &["--vty_socket", &d, "-c", cmd])
+    }
+
+    /// The router's BGP RIB (IPv4) as data.
+    pub fn rib(&self) -> Result<Vec<RibRoute>> {
+        match self.kind {
+            RouterKind::Gobgp => {
+                let t = self.gobgp_target();
+                let json = run(
+                    "gobgp",
+                    &["-j", "--target", &t, "global", "rib", "-a", "ipv4"],
+                )?;
+                Ok(ferrolb_netns::parse_gobgp_rib(&json)?)
+            }
+            RouterKind::Bird => {
+                let s = self.bird_socket().display().to_string();
+                let text = run("birdc", &["-s", &s, "show", "route", "all"])?;
+                let mut routes = ferrolb_netns::parse_bird_routes(&text)?;
+                // BIRD lists merged kernel paths as separate BGP routes per protocol, good;
+                // keep only the ones learned over BGP.
+                for r in &mut routes {
+                    r.paths
+                        .retain(|p| p.source.as_deref().is_some_and(|s| s.starts_with("node")));
+                }
+                routes.retain(|r| !r.paths.is_empty());
+                Ok(routes)
+            }
+            RouterKind::Frr => parse_frr_rib(&self.vtysh("show bgp ipv4 unicast json")?),
+        }
+    }
+
+    /// The router namespace's kernel routes installed by the routing daemon.
+    pub fn fib(&self) -> Result<Vec<KernelRoute>> {
+        kernel_routes(&self.ns, Some(self.kind.kernel_proto()))
+    }
+
+    /// Established BGP sessions, by neighbour address.
+    pub fn established(&self) -> Result<Vec<std::net::IpAddr>> {
+        match self.kind {
+            RouterKind::Gobgp => {
+                let t = self.gobgp_target();
+                let peers = ferrolb_netns::parse_gobgp_neighbors(&run(
+                    "gobgp",
+                    &["-j", "--target", &t, "neighbor"],
+                )?)?;
+                Ok(peers
+                    .into_iter()
+                    .filter(|p| p.state == "established")
+                    .map(|p| p.address)
+                    .collect())
+            }
+            RouterKind::Bird => {
+                let s = self.bird_socket().display().to_string();
+                let text = run("birdc", &["-s", &s, "show", "protocols"])?;
+                let protos = ferrolb_netns::parse_bird_protocols(&text)?;
+                Ok(protos
+                    .into_iter()
+                    .filter(|p| p.name.starts_with("node") && p.info.contains("Established"))
+                    .filter_map(|p| p.name.trim_start_matches("node").parse::<u8>().ok())
+                    .map(|n| std::net::IpAddr::V4(addr::node(n)))
+                    .collect())
+            }
+            RouterKind::Frr => {
+                let v: serde_json::Value =
+                    serde_json::from_str(&self.vtysh("show bgp ipv4 unicast summary json")?)?;
+                let mut out = Vec::new();
+                if let Some(peers) = v.get("peers").and_then(|p| p.as_object()) {
+                    for (ip, p) in peers {
+                        if p.get("state").and_then(|s| s.as_str()) == Some("Established")
+                            && let Ok(ip) = ip.parse()
+                        {
+                            out.push(ip);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// `ip -j route` of namespace `ns` (main table, IPv4), optionally only one protocol.
+pub fn kernel_routes(ns: &str, proto: Option<&str>) -> Result<Vec<KernelRoute>> {
+    let json = run("ip", &["-n", ns, "-j", "-4", "route", "show"])?;
+    let routes = ferrolb_netns::parse_kernel_routes(Family::V4, &json)?;
+    Ok(routes
+        .into_iter()
+        .filter(|r| proto.is_none() || r.protocol.as_deref() == proto)
+        .collect())
+}
+
+/// Parses FRR's `show bgp ipv4 unicast json`.
+pub fn parse_frr_rib(json: &str) -> Result<Vec<RibRoute>> {
+    let v: serde_json::Value = serde_json::from_str(json).context("parsing FRR's RIB JSON")?;
+    let mut out = Vec::new();
+    let Some(routes) = v.get("routes").and_then(|r| r.as_object()) else {
+        return Ok(out);
+    };
+    for (prefix, paths) in routes {
+        let Ok(prefix) = prefix.parse() else { continue };
+        let mut rib_paths = Vec::new();
+        for p in paths.as_array().into_iter().flatten() {
+            let next_hops = p
+                .get("nexthops")
+                .and_then(|n| n.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.get("ip").and_then(|i| i.as_str()))
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            let as_path = p
+                .get("path")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            rib_paths.push(RibPath {
+                next_hops,
+                as_path,
+                best: p.get("bestpath").and_then(|b| b.as_bool()).unwrap_or(false),
+                source: p.get("peerId").and_then(|s| s.as_str()).map(String::from),
+                kind: "unicast".into(),
+                ..RibPath::default()
+            });
+        }
+        out.push(RibRoute {
+            prefix,
+            paths: rib_paths,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gobgp_config_peers_every_node_with_replace_peer_as() {
+        let t = gobgp_toml(3);
+        for ip in ["172.17.0.21", "172.17.0.22", "172.17.0.23"] {
+            assert!(t.contains(&format!("neighbor-address = \"{ip}\"")), "{t}");
+        }
+        assert_eq!(t.matches("replace-peer-as = true").count(), 3);
+        assert!(!t.contains("172.17.0.24"));
+    }
+
+    #[test]
+    fn bird_config_merges_paths_and_strips_cluster_as() {
+        let c = bird_conf(2);
+        assert!(c.contains("merge paths on"));
+        assert!(c.contains("delete(bgp_path, 64522)"));
+        assert!(c.contains("protocol bgp node2 from nodes { neighbor 172.17.0.22 as 64522; }"));
+    }
+
+    #[test]
+    fn frr_rib_json() {
+        let json = r#"{"routes":{"172.17.254.1/32":[
+          {"valid":true,"bestpath":true,"path":"64522","peerId":"172.17.0.21","nexthops":[{"ip":"172.17.0.21"}]},
+          {"valid":true,"multipath":true,"path":"64522","peerId":"172.17.0.22","nexthops":[{"ip":"172.17.0.22"}]}]}}"#;
+        let rib = parse_frr_rib(json).unwrap();
+        assert_eq!(rib.len(), 1);
+        assert_eq!(rib[0].paths.len(), 2);
+        assert!(rib[0].paths[0].best);
+        assert_eq!(rib[0].paths[1].as_path, vec![64522]);
+    }
+}

@@ -1,0 +1,335 @@
+//! The seed lab's topology in network namespaces, parameterised by a name prefix: fixed
+//! (`ferrolb`) for the `ferrolb-lab` command, unique per run for the end-to-end tests.
+//!
+//! ```text
+//!  client (172.17.1.10) --eth1-- rt (172.17.1.1 / br0 172.17.0.1) --br0-- master (.10)
+//!                                                                   |--- node1 (.21) cbr0 10.244.1.1/24 -- pods
+//!                                                                   |--- node2 (.22) ...
+//! ```
+//!
+//! Every interface lives inside a lab namespace (the cluster segment's bridge is in the
+//! router namespace), so deleting the namespaces removes everything and parallel labs never
+//! clash on interface names. Nodes have no default route: only the client segment is routed
+//! statically (via the router, like a management uplink); pod networks are reached over the
+//! routes BGP installs, so the pod-to-pod checks prove pod CIDR routing.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use ipnet::Ipv4Net;
+
+/// The seed lab's fixed addressing.
+pub mod addr {
+    use std::net::Ipv4Addr;
+
+    /// The router on the cluster segment (BGP peer of every node).
+    pub const RT_CLUSTER: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 1);
+    /// The router on the client segment.
+    pub const RT_CLIENT: Ipv4Addr = Ipv4Addr::new(172, 17, 1, 1);
+    /// The client.
+    pub const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 17, 1, 10);
+    /// The "k8s-master": lab API server and controller.
+    pub const MASTER: Ipv4Addr = Ipv4Addr::new(172, 17, 0, 10);
+    /// The API server's port on the master.
+    pub const APISERVER_PORT: u16 = 6443;
+    /// The router's AS.
+    pub const ROUTER_ASN: u32 = 64512;
+    /// The cluster's AS.
+    pub const CLUSTER_ASN: u32 = 64522;
+    /// The client segment.
+    pub const CLIENT_NET: &str = "172.17.1.0/24";
+    /// The LoadBalancer pool.
+    pub const POOL: &str = "172.17.254.0/24";
+    /// The cluster pod network.
+    pub const POD_NET: &str = "10.244.0.0/16";
+
+    /// Node `n`'s address (1-based): 172.17.0.(20+n).
+    pub fn node(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(172, 17, 0, 20 + n)
+    }
+
+    /// Node `n`'s pod CIDR: 10.244.n.0/24.
+    pub fn pod_cidr(n: u8) -> ipnet::Ipv4Net {
+        ipnet::Ipv4Net::new(Ipv4Addr::new(10, 244, n, 0), 24).unwrap_or_default()
+    }
+
+    /// Node `n`'s bridge address (the pods' gateway): 10.244.n.1.
+    pub fn pod_gateway(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 244, n, 1)
+    }
+
+    /// Pod `m` (1-based) on node `n`: 10.244.n.(10+m).
+    pub fn pod(n: u8, m: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 244, n, 10 + m)
+    }
+}
+
+/// The most nodes the addressing supports (172.17.0.21 ..= .70).
+pub const MAX_NODES: u8 = 50;
+/// The most pods per node the addressing supports.
+pub const MAX_PODS: u8 = 50;
+
+/// Names of a lab's namespaces and components, all derived from one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// Names under `prefix` (namespaces are `prefix-role`).
+    pub fn new(prefix: impl Into<String>) -> Names {
+        Names {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The router namespace.
+    pub fn rt(&self) -> String {
+        format!("{}-rt", self.prefix)
+    }
+
+    /// The client namespace.
+    pub fn client(&self) -> String {
+        format!("{}-client", self.prefix)
+    }
+
+    /// The master namespace (API server, controller).
+    pub fn master(&self) -> String {
+        format!("{}-master", self.prefix)
+    }
+
+    /// Node `n`'s namespace.
+    pub fn node_ns(&self, n: u8) -> String {
+        format!("{}-node{n}", self.prefix)
+    }
+
+    /// Pod `m` of node `n`'s namespace.
+    pub fn pod_ns(&self, n: u8, m: u8) -> String {
+        format!("{}-n{n}p{m}", self.prefix)
+    }
+
+    /// Node `n`'s Kubernetes name, as in the seed lab.
+    pub fn node_name(n: u8) -> String {
+        format!("k8s-node-{n:02}")
+    }
+
+    /// Pod `m` of node `n`'s Kubernetes name.
+    pub fn pod_name(n: u8, m: u8) -> String {
+        format!("web-{n}-{m}")
+    }
+
+    /// The router-side interface (bridge port) of node `n`'s link.
+    pub fn rt_port(n: u8) -> String {
+        format!("vnode{n}")
+    }
+}
+
+/// Runs `ip args` and requires success.
+pub fn ip(args: &[&str]) -> Result<String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running `ip` (install iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `ip -n ns args`.
+pub fn ipn(ns: &str, args: &[&str]) -> Result<String> {
+    let mut all = vec!["-n", ns];
+    all.extend_from_slice(args);
+    ip(&all)
+}
+
+/// Sets a sysctl inside namespace `ns`.
+pub fn sysctl(ns: &str, key_value: &str) -> Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-q", "-w", key_value])
+        .output()
+        .context("running sysctl")?;
+    if !out.status.success() {
+        bail!(
+            "sysctl {key_value} in {ns} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn add_ns(ns: &str) -> Result<()> {
+    ip(&["netns", "add", ns]).with_context(|| {
+        format!("creating namespace {ns} (a leftover from an earlier run? `ferrolb-lab down` removes it)")
+    })?;
+    ipn(ns, &["link", "set", "lo", "up"])?;
+    Ok(())
+}
+
+/// A veth from `a` (named `a_if`) to `b` (named `b_if`), both up.
+fn veth(a: &str, a_if: &str, b: &str, b_if: &str) -> Result<()> {
+    ipn(
+        a,
+        &[
+            "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b,
+        ],
+    )?;
+    ipn(a, &["link", "set", a_if, "up"])?;
+    ipn(b, &["link", "set", b_if, "up"])?;
+    Ok(())
+}
+
+fn bridge(ns: &str, name: &str) -> Result<()> {
+    ipn(
+        ns,
+        &[
+            "link",
+            "add",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ],
+    )?;
+    ipn(ns, &["link", "set", name, "up"])?;
+    Ok(())
+}
+
+fn addr(ns: &str, dev: &str, a: &str) -> Result<()> {
+    ipn(ns, &["addr", "add", a, "dev", dev]).map(drop)
+}
+
+/// Builds the network: router, client, master, `nodes` nodes with `pods` pod namespaces
+/// each. Fails if any of the namespaces already exists.
+pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
+    if nodes == 0 || nodes > MAX_NODES {
+        bail!("--nodes must be between 1 and {MAX_NODES}");
+    }
+    if pods == 0 || pods > MAX_PODS {
+        bail!("--pods must be between 1 and {MAX_PODS}");
+    }
+    let rt = names.rt();
+    add_ns(&rt)?;
+    sysctl(&rt, "net.ipv4.ip_forward=1")?;
+    // ECMP per flow (5-tuple), not per source/destination pair: one client's connections
+    // spread over all next hops, as on a real router with L4 hashing.
+    sysctl(&rt, "net.ipv4.fib_multipath_hash_policy=1")?;
+    bridge(&rt, "br0")?;
+    addr(&rt, "br0", &format!("{}/24", addr::RT_CLUSTER))?;
+
+    let client = names.client();
+    add_ns(&client)?;
+    veth(&rt, "eth1", &client, "eth0")?;
+    addr(&rt, "eth1", &format!("{}/24", addr::RT_CLIENT))?;
+    addr(&client, "eth0", &format!("{}/24", addr::CLIENT))?;
+    ipn(
+        &client,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            &addr::RT_CLIENT.to_string(),
+        ],
+    )?;
+
+    let master = names.master();
+    add_ns(&master)?;
+    veth(&rt, "vmaster", &master, "eth0")?;
+    ipn(&rt, &["link", "set", "vmaster", "master", "br0"])?;
+    addr(&master, "eth0", &format!("{}/24", addr::MASTER))?;
+    ipn(
+        &master,
+        &[
+            "route",
+            "add",
+            addr::CLIENT_NET,
+            "via",
+            &addr::RT_CLUSTER.to_string(),
+        ],
+    )?;
+
+    for n in 1..=nodes {
+        build_node(names, n, pods)?;
+    }
+    Ok(())
+}
+
+fn build_node(names: &Names, n: u8, pods: u8) -> Result<()> {
+    let rt = names.rt();
+    let ns = names.node_ns(n);
+    add_ns(&ns)?;
+    sysctl(&ns, "net.ipv4.ip_forward=1")?;
+    let port = Names::rt_port(n);
+    veth(&rt, &port, &ns, "eth0")?;
+    ipn(&rt, &["link", "set", &port, "master", "br0"])?;
+    addr(&ns, "eth0", &format!("{}/24", addr::node(n)))?;
+    ipn(
+        &ns,
+        &[
+            "route",
+            "add",
+            addr::CLIENT_NET,
+            "via",
+            &addr::RT_CLUSTER.to_string(),
+        ],
+    )?;
+    bridge(&ns, "cbr0")?;
+    let cidr: Ipv4Net = addr::pod_cidr(n);
+    addr(
+        &ns,
+        "cbr0",
+        &format!("{}/{}", addr::pod_gateway(n), cidr.prefix_len()),
+    )?;
+    for m in 1..=pods {
+        let pod = names.pod_ns(n, m);
+        add_ns(&pod)?;
+        let port = format!("vpod{m}");
+        veth(&ns, &port, &pod, "eth0")?;
+        ipn(&ns, &["link", "set", &port, "master", "cbr0"])?;
+        addr(
+            &pod,
+            "eth0",
+            &format!("{}/{}", addr::pod(n, m), cidr.prefix_len()),
+        )?;
+        ipn(
+            &pod,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &addr::pod_gateway(n).to_string(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Takes node `n`'s link down (or up) on the node side: the node goes silent (no FIN, no
+/// RST), so the router only notices through its hold timer.
+pub fn set_node_link(names: &Names, n: u8, up: bool) -> Result<()> {
+    ipn(
+        &names.node_ns(n),
+        &["link", "set", "eth0", if up { "up" } else { "down" }],
+    )
+    .map(drop)
+}
+
+/// The pod addresses of node `n`.
+pub fn pod_ips(n: u8, pods: u8) -> Vec<Ipv4Addr> {
+    (1..=pods).map(|m| addr::pod(n, m)).collect()
+}
