@@ -13,6 +13,7 @@
 //! ```
 
 mod apply;
+pub mod audit;
 mod defaults;
 mod discovery;
 mod fields;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use audit::AuditRecord;
 use server::App;
 pub use server::Config;
 
@@ -157,6 +159,17 @@ impl ApiServerHandle {
     /// watch gets 410 Expired and must relist. Returns the new compaction floor.
     pub fn compact(&self) -> u64 {
         self.app.store.compact()
+    }
+
+    /// Every request served so far, classified as the Kubernetes authorizer would see it
+    /// (verb, group, resource, subresource, namespace, name), in arrival order.
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        self.app.audit.snapshot()
+    }
+
+    /// Forget the recorded requests (e.g. a test's own setup calls).
+    pub fn clear_audit(&self) {
+        self.app.audit.clear();
     }
 
     /// Stop the server and wait for it to finish.

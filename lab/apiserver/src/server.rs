@@ -16,6 +16,7 @@ use http::{Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::apply::{self, ApplyRequest};
+use crate::audit::{AuditLog, AuditRecord};
 use crate::defaults::{self, Allocators};
 use crate::discovery;
 use crate::fields;
@@ -49,6 +50,8 @@ impl Default for Config {
 pub struct App {
     /// The object store.
     pub store: Arc<Store>,
+    /// Every request served, for checking clients' calls against RBAC rules.
+    pub audit: AuditLog,
     alloc: Allocators,
     cfg: Config,
 }
@@ -58,6 +61,7 @@ impl App {
     pub fn new(cfg: Config) -> Arc<Self> {
         let app = Arc::new(Self {
             store: Arc::new(Store::new(cfg.history)),
+            audit: AuditLog::default(),
             alloc: Allocators::default(),
             cfg,
         });
@@ -106,8 +110,17 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
+    let mut rec = AuditRecord::classify(&method, &path, parts.uri.query());
+    rec.user_agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let resp = dispatch(&app, &parts, body).unwrap_or_else(IntoResponse::into_response);
     tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    rec.status = resp.status().as_u16();
+    app.audit.push(rec);
     resp
 }
 
