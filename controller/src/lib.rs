@@ -1,5 +1,239 @@
 //! ferrolb-controller: assigns external IPs from pools to LoadBalancer Services.
 //!
 //! - [`allocator`]: the pure IP allocator (no Kubernetes, no tokio).
+//! - [`reconcile`]: the controller's decisions per Service (pure, uses the allocator).
+//! - [`k8s`]: the Kubernetes loop around them (watches, writes, events).
+//! - [`leader`], [`events`], [`metrics`], [`http`], [`cli`]: the supporting pieces.
+//!
+//! Entry points: [`start`] (with a client, returns a [`Running`] handle) and [`run`]
+//! (builds the client from the options and runs until a shutdown future resolves).
 
 pub mod allocator;
+pub mod cli;
+pub mod events;
+pub mod http;
+pub mod k8s;
+pub mod leader;
+pub mod metrics;
+pub mod options;
+pub mod reconcile;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use options::Options;
+
+use crate::http::Health;
+use crate::leader::{LeaderHandle, LeaseConfig};
+use crate::metrics::Metrics;
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be read or used.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No client configuration could be inferred.
+    #[error("kubernetes client: {0}")]
+    Client(String),
+    /// The HTTP listener could not be bound.
+    #[error("binding the HTTP listener on {addr}: {source}")]
+    Listen {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Build a client from a kubeconfig file, or infer one (in-cluster, `$KUBECONFIG`, `~/.kube`).
+pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let err = |message: String| Error::Kubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Client(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
+}
+
+/// A running controller.
+pub struct Running {
+    http_addr: Option<SocketAddr>,
+    identity: String,
+    leader: LeaderHandle,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    /// Every background task, for [`Running::abort`].
+    aborts: Vec<tokio::task::AbortHandle>,
+}
+
+impl Running {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if enabled.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Our leader-election identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Whether this instance currently holds the Lease.
+    pub fn is_leader(&self) -> bool {
+        self.leader.is_leader()
+    }
+
+    /// Whether `/readyz` would answer 200.
+    pub fn is_ready(&self) -> bool {
+        self.health.ready()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stop: no new writes, let running writes finish, release the Lease, stop serving.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Abort every task at once: no Lease release, no draining (simulates a crash, for
+    /// tests of leader failover).
+    pub fn abort(&self) {
+        for a in &self.aborts {
+            a.abort();
+        }
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Start the controller with `client`. Returns once the HTTP listener is bound; the loop runs
+/// in background tasks until [`Running::shutdown`].
+pub async fn start(opts: Options, client: kube::Client) -> Result<Running, Error> {
+    let opts = Arc::new(opts);
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let cancel = CancellationToken::new();
+    let http_cancel = CancellationToken::new();
+    let loop_cancel = CancellationToken::new();
+    let leader_cancel = CancellationToken::new();
+    let events_cancel = CancellationToken::new();
+
+    let mut aborts = Vec::new();
+    let mut http = None;
+    if let Some(addr) = opts.listen {
+        let (local, handle) =
+            http::serve(addr, metrics.clone(), health.clone(), http_cancel.clone())
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+        aborts.push(handle.abort_handle());
+        http = Some((local, handle));
+    }
+    let writes_busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (events, events_task) = events::spawn(
+        client.clone(),
+        opts.identity.clone(),
+        metrics.clone(),
+        writes_busy.clone(),
+        events_cancel.clone(),
+    );
+    let (leader, leader_task) = leader::spawn(
+        client.clone(),
+        LeaseConfig {
+            namespace: opts.namespace.clone(),
+            name: opts.lease_name.clone(),
+            identity: opts.identity.clone(),
+            timing: opts.leader,
+        },
+        leader_cancel.clone(),
+    );
+    let driver = k8s::driver::Driver::new(
+        opts.clone(),
+        client.clone(),
+        leader.clone(),
+        events,
+        metrics.clone(),
+        health.clone(),
+        writes_busy,
+    );
+    let loop_token = loop_cancel.clone();
+    let mut driver_task = tokio::spawn(async move { driver.run(client, loop_token).await });
+    aborts.push(driver_task.abort_handle());
+    aborts.push(leader_task.abort_handle());
+    aborts.push(events_task.abort_handle());
+
+    let root = cancel.clone();
+    let http_addr = http.as_ref().map(|(a, _)| *a);
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            _ = root.cancelled() => {}
+            _ = &mut driver_task => tracing::error!("controller loop ended unexpectedly"),
+        }
+        // Order matters: stop writing, then give up the Lease, then stop the rest.
+        loop_cancel.cancel();
+        let _ = driver_task.await;
+        leader_cancel.cancel();
+        let _ = leader_task.await;
+        events_cancel.cancel();
+        let _ = events_task.await;
+        http_cancel.cancel();
+        if let Some((_, h)) = http {
+            let _ = h.await;
+        }
+        tracing::info!("controller stopped");
+    });
+    Ok(Running {
+        http_addr,
+        identity: opts.identity.clone(),
+        leader,
+        metrics,
+        health,
+        cancel,
+        task: Some(task),
+        aborts,
+    })
+}
+
+/// Build a client from `opts.kubeconfig`, run until `shutdown` resolves, then stop cleanly
+/// (releasing the Lease).
+pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let client = client_for(opts.kubeconfig.as_deref()).await?;
+    let running = start(opts, client).await?;
+    shutdown.await;
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Command-line flags of the `ferrolb-controller` binary.
+//!
+//! MetalLB's flag names are kept (`--namespace`, `--config`, `--lb-class`, `--port`) so a
+//! Deployment written for MetalLB needs only its image changed. Every flag has an environment
+//! fallback, because in a Pod env vars are the easy way to inject the namespace or pod name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The controller's command line.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ferrolb-controller",
+    version,
+    about = "ferrolb controller: assigns IPs to LoadBalancer Services"
+)]
+pub struct Cli {
+    /// Namespace of the ConfigMap and of the leader-election Lease.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Name of the ConfigMap holding the MetalLB configuration (data key `config`).
+    #[arg(long, env = "METALLB_CONFIG", default_value = "config")]
+    pub config: String,
+    /// Only handle Services with this `spec.loadBalancerClass`. Without it, Services that set
+    /// any class are ignored.
+    #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Port of the HTTP server for `/metrics`, `/healthz` and `/readyz` (0 = any free port).
+    #[arg(long, env = "METALLB_PORT", default_value_t = 7472)]
+    pub port: u16,
+    /// Full listen address for the HTTP server; overrides `--port` (e.g. `127.0.0.1:0`).
+    #[arg(long, env = "FERROLB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Name of the coordination.k8s.io/v1 Lease used for leader election.
+    #[arg(
+        long = "lease-name",
+        env = "FERROLB_LEASE_NAME",
+        default_value = "ferrolb-controller"
+    )]
+    pub lease_name: String,
+    /// Leader-election identity; default: pod name (`POD_NAME`) or hostname, plus a random suffix.
+    #[arg(long, env = "FERROLB_IDENTITY")]
+    pub identity: Option<String>,
+    /// Lease duration in seconds: how long a dead leader blocks a takeover.
+    #[arg(
+        long = "lease-duration",
+        env = "FERROLB_LEASE_DURATION",
+        default_value_t = 15
+    )]
+    pub lease_duration_secs: u64,
+    /// Subcommand; without one the controller runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Check a MetalLB configuration file (the YAML inside the ConfigMap's `config` key) and
+    /// print `OK` or every error with its path. Exits non-zero on error.
+    CheckConfig {
+        /// The YAML file to check.
+        file: PathBuf,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// The HTTP listen address implied by `--listen` / `--port`.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.port)))
+    }
+
+    /// Turn the flags into the library's run options.
+    pub fn to_options(&self) -> crate::Options {
+        let mut opts = crate::Options::new(self.namespace.clone(), self.config.clone());
+        opts.lb_class = self.lb_class.clone();
+        opts.listen = Some(self.listen_addr());
+        opts.lease_name = self.lease_name.clone();
+        if let Some(id) = &self.identity {
+            opts.identity = id.clone();
+        }
+        let secs = self.lease_duration_secs.max(3);
+        opts.leader = crate::leader::Timing::for_lease_duration(Duration::from_secs(secs));
+        opts
+    }
+}

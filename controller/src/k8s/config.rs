@@ -1,0 +1,56 @@
+//! From the ConfigMap's `config` text to the allocator's pools.
+
+use crate::allocator::{Pool, PoolRange, PoolSet};
+
+/// Parse the MetalLB configuration and build the allocator's pools (config order kept).
+/// Errors are one line each, naming the path in the document.
+pub fn pools_from_text(text: &str) -> Result<PoolSet, Vec<String>> {
+    let parsed = ferrolb_config::parse_config(text).map_err(|e| e.lines())?;
+    for w in &parsed.warnings {
+        tracing::warn!(path = %w.path, message = %w.message, "configuration warning");
+    }
+    pools_from_config(&parsed.config).map_err(|e| vec![e])
+}
+
+/// Convert the config crate's pools.
+pub fn pools_from_config(cfg: &ferrolb_config::Config) -> Result<PoolSet, String> {
+    let pools: Vec<Pool> = cfg
+        .pools
+        .iter()
+        .map(|p| Pool {
+            name: p.name.clone(),
+            ranges: p
+                .addresses
+                .iter()
+                .map(|r| PoolRange::Range {
+                    first: r.start,
+                    last: r.end,
+                })
+                .collect(),
+            auto_assign: p.auto_assign,
+            avoid_buggy_ips: p.avoid_buggy_ips,
+        })
+        .collect();
+    PoolSet::new(pools).map_err(|e| format!("address-pools: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_pools_in_order() {
+        let text = "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/30]\n- name: b\n  protocol: bgp\n  auto-assign: false\n  addresses: ['10.1.0.1-10.1.0.3']\n";
+        let set = pools_from_text(text).expect("valid config");
+        assert_eq!(set.names().collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_with_a_path() {
+        let errs = pools_from_text(
+            "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/30]\n  bogus: 1\n",
+        )
+        .expect_err("unknown key");
+        assert!(errs.iter().any(|e| e.contains("bogus")), "{errs:?}");
+    }
+}

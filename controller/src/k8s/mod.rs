@@ -1,0 +1,7 @@
+//! The Kubernetes side: Service views, the watch/reconcile/write loop.
+
+pub mod config;
+pub(crate) mod driver;
+pub mod service;
+pub mod slim;
+pub mod writer;
