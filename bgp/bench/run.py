@@ -278,6 +278,9 @@ def main():
     ap.add_argument("--senders", default="ferrolb,gobgpd,bird")
     ap.add_argument("--binary", default="target/release/ferrolb-bgp-bench")
     args = ap.parse_args()
+    # SIGTERM (e.g. a timeout) must still tear the namespaces down: turn it into SystemExit
+    # so the Topology context manager's __exit__ runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     senders = args.senders.split(",")
     binary = os.path.abspath(args.binary)
