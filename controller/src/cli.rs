@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// The controller's command line.
 #[derive(Debug, Clone, Parser)]
@@ -73,14 +73,8 @@ pub enum Command {
     },
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+/// `--log-format`; shared with the other daemon.
+pub use ferrolb_daemon::LogFormat;
 
 impl Cli {
     /// The HTTP listen address implied by `--listen` / `--port`.

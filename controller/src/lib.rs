@@ -20,7 +20,6 @@ pub mod reconcile;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -35,17 +34,9 @@ use crate::metrics::Metrics;
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The kubeconfig could not be read or used.
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// No client configuration could be inferred.
-    #[error("kubernetes client: {0}")]
-    Client(String),
+    /// No Kubernetes client could be built (kubeconfig or inference failed).
+    #[error(transparent)]
+    Client(#[from] ferrolb_daemon::ClientError),
     /// The HTTP listener could not be bound.
     #[error("binding the HTTP listener on {addr}: {source}")]
     Listen {
@@ -54,26 +45,6 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
-}
-
-/// Build a client from a kubeconfig file, or infer one (in-cluster, `$KUBECONFIG`, `~/.kube`).
-pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, Error> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |message: String| Error::Kubeconfig {
-                path: path.display().to_string(),
-                message,
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Client(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| Error::Client(e.to_string()))
 }
 
 /// A running controller.
@@ -231,7 +202,7 @@ pub async fn start(opts: Options, client: kube::Client) -> Result<Running, Error
 /// Build a client from `opts.kubeconfig`, run until `shutdown` resolves, then stop cleanly
 /// (releasing the Lease).
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let client = client_for(opts.kubeconfig.as_deref()).await?;
+    let client = ferrolb_daemon::client_for(opts.kubeconfig.as_deref()).await?;
     let running = start(opts, client).await?;
     shutdown.await;
     running.shutdown().await;

@@ -3,35 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrolb_controller::cli::{Cli, Command, LogFormat};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install SIGTERM handler");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-    }
-}
+use ferrolb_controller::cli::{Cli, Command};
 
 fn check_config(path: &std::path::Path) -> ExitCode {
     let (report, ok) = ferrolb_config::check_config_file(path);
@@ -54,7 +26,7 @@ async fn main() -> ExitCode {
     if let Some(Command::CheckConfig { file }) = &cli.command {
         return check_config(file);
     }
-    init_logging(cli.log_format);
+    ferrolb_daemon::init_logging(cli.log_format);
     let mut opts = cli.to_options();
     opts.kubeconfig = cli.kubeconfig.clone();
     tracing::info!(
@@ -64,7 +36,7 @@ async fn main() -> ExitCode {
         identity = %opts.identity,
         "starting ferrolb-controller"
     );
-    match ferrolb_controller::run(opts, shutdown_signal()).await {
+    match ferrolb_controller::run(opts, ferrolb_daemon::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "controller failed");

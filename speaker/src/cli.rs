@@ -80,14 +80,8 @@ impl From<PodCidrArg> for PodCidrMode {
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+/// `--log-format`; shared with the other daemon.
+pub use ferrolb_daemon::LogFormat;
 
 impl Cli {
     /// Turn the flags into the library's run options (without a pod-route installer).

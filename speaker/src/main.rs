@@ -3,41 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferrolb_speaker::cli::{Cli, LogFormat};
-use tracing_subscriber::EnvFilter;
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install SIGTERM handler");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-    }
-}
+use ferrolb_speaker::cli::Cli;
 
 // One thread is plenty for a node agent and keeps the footprint small.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    ferrolb_daemon::init_logging(cli.log_format);
     let mut opts = cli.to_options();
     if opts.decision.pod_cidr_mode == ferrolb_speaker::decision::PodCidrMode::AdvertiseAndInstall {
         // Routes learned from peers go into this node's kernel (host network namespace).
@@ -54,7 +26,13 @@ async fn main() -> ExitCode {
         pod_cidr_mode = ?opts.decision.pod_cidr_mode,
         "starting ferrolb-speaker"
     );
-    match ferrolb_speaker::run(opts, cli.kubeconfig.as_deref(), shutdown_signal()).await {
+    match ferrolb_speaker::run(
+        opts,
+        cli.kubeconfig.as_deref(),
+        ferrolb_daemon::shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "speaker failed");

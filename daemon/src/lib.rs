@@ -1,0 +1,149 @@
+//! What ferrolb's two daemons share at their edges.
+//!
+//! `ferrolb-controller` and `ferrolb-speaker` are separate binaries with separate pure
+//! cores, but the plumbing around them is the same: a `kube::Client` from a kubeconfig (or
+//! in-cluster), logging set up the same way, the same shutdown signals, and an HTTP server
+//! for `/metrics`, `/healthz`, `/readyz` that binds before it returns (so callers and tests
+//! learn the port) and stops on a cancellation token. Keeping it here means a fix to any of
+//! them reaches both daemons.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// `--log-format`: how log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sets up `tracing` for a daemon: `RUST_LOG` if set, else `info`; stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// Why no Kubernetes client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The kubeconfig file could not be read or used.
+    #[error("kubeconfig {path}: {message}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// No configuration could be inferred, or the client could not be built.
+    #[error("kubernetes client: {0}")]
+    Client(String),
+}
+
+/// A client from a kubeconfig file, or inferred (in-cluster, `$KUBECONFIG`, `~/.kube`).
+pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientError> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let err = |message: String| ClientError::Kubeconfig {
+                path: path.display().to_string(),
+                message,
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| err(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ClientError::Client(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
+}
+
+/// Binds `addr` now (so the caller learns the port) and serves `app` until `cancel`.
+pub async fn serve_http(
+    addr: SocketAddr,
+    app: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    Ok((local, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[tokio::test]
+    async fn serves_until_cancelled() {
+        let cancel = CancellationToken::new();
+        let app = Router::new().route("/healthz", get(|| async { "ok\n" }));
+        let (addr, handle) = serve_http("127.0.0.1:0".parse().unwrap(), app, cancel.clone())
+            .await
+            .expect("bind");
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(body.ends_with("ok\n"), "{body}");
+        cancel.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), handle)
+            .await
+            .expect("server stops on cancel")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_kubeconfig_names_the_file() {
+        let Err(err) = client_for(Some(Path::new("/nonexistent/kubeconfig"))).await else {
+            panic!("a client from a kubeconfig that does not exist");
+        };
+        assert!(
+            matches!(&err, ClientError::Kubeconfig { path, .. } if path == "/nonexistent/kubeconfig"),
+            "{err}"
+        );
+    }
+}
