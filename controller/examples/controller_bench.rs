@@ -22,7 +22,6 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::Api;
 use kube::api::PostParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -74,9 +73,7 @@ async fn main() -> Result<()> {
     let bin = controller_binary()?;
 
     let server = ApiServer::start().await?;
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
-    let client = kube::Client::try_from(cfg)?;
+    let client = server.client().await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig)?;

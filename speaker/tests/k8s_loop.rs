@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
 
 const CONFIG: &str = r#"peers:
@@ -60,11 +59,7 @@ async fn events(client: &kube::Client, name: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loop_announces_reacts_to_labels_and_survives_a_bad_config() {
     let server = ApiServer::start().await.expect("api server");
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    let client = kube::Client::try_from(cfg).unwrap();
+    let client = server.client().await.expect("kube client");
     let ns: Api<Namespace> = Api::all(client.clone());
     for n in ["metallb-system", "apps"] {
         create(&ns, json!({"metadata": {"name": n}})).await;

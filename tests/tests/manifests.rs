@@ -999,17 +999,13 @@ fn kustomize_builds_base_and_overlay() -> Result<()> {
 #[tokio::test]
 async fn namespace_and_config_apply_to_the_lab_api_server() -> Result<()> {
     use kube::api::{Api, Patch, PatchParams};
-    use kube::config::{KubeConfigOptions, Kubeconfig};
 
     let docs = manifest_docs()?;
     let ns: Namespace = typed(find(&docs, "Namespace", NAMESPACE)?)?;
     let cm: ConfigMap = typed(find(&docs, "ConfigMap", "config")?)?;
 
     let server = ferrolb_apiserver::ApiServer::start().await?;
-    let kubeconfig = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    let client = kube::Client::try_from(config)?;
+    let client = server.client().await?;
 
     let params = PatchParams::apply("ferrolb-manifests-test").force();
     let namespaces: Api<Namespace> = Api::all(client.clone());

@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use ferrolb_apiserver::{ApiServer, ApiServerHandle, AuditRecord};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -433,10 +432,7 @@ fn manifests_bind_both_accounts() -> Result<()> {
 // ---------------------------------------------------------------------------------------
 
 async fn client(server: &ApiServerHandle) -> Result<kube::Client> {
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml())?;
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| anyhow!("kubeconfig: {e}"))?;
+    let mut cfg = server.kube_config().await?;
     cfg.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(TEST_AGENT),

@@ -13,7 +13,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -30,7 +29,10 @@ pub struct Lab {
 impl Lab {
     pub async fn start() -> Lab {
         let server = ApiServer::start().await.expect("start lab API server");
-        let client = client_for(&server).await;
+        let client = server
+            .client()
+            .await
+            .expect("kube client for the lab API server");
         let ns: Api<Namespace> = Api::all(client.clone());
         for name in [NS, APP_NS] {
             let obj: Namespace =
@@ -159,14 +161,6 @@ impl Lab {
             .and_then(|s| s.holder_identity)
             .filter(|h| !h.is_empty())
     }
-}
-
-pub async fn client_for(server: &ApiServerHandle) -> kube::Client {
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("client config");
-    kube::Client::try_from(cfg).expect("client")
 }
 
 /// Options for an in-process controller: short lease, HTTP on a free loopback port.

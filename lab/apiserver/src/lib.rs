@@ -115,6 +115,18 @@ impl ApiServer {
     }
 }
 
+/// Why [`ApiServerHandle::client`] could not build a client.
+#[cfg(feature = "client")]
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The generated kubeconfig was not accepted.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// The client could not be built.
+    #[error("kube client: {0}")]
+    Client(#[from] kube::Error),
+}
+
 /// A running in-process server.
 pub struct ApiServerHandle {
     addr: SocketAddr,
@@ -142,6 +154,21 @@ impl ApiServerHandle {
     /// Write the kubeconfig to `path`.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// The kube configuration a component would load from [`Self::kubeconfig_yaml`].
+    #[cfg(feature = "client")]
+    pub async fn kube_config(&self) -> Result<kube::Config, ClientError> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())?;
+        let options = kube::config::KubeConfigOptions::default();
+        Ok(kube::Config::from_custom_kubeconfig(kc, &options).await?)
+    }
+
+    /// A kube client for this server, built from its kubeconfig exactly as the
+    /// controller and the speaker build theirs.
+    #[cfg(feature = "client")]
+    pub async fn client(&self) -> Result<kube::Client, ClientError> {
+        Ok(kube::Client::try_from(self.kube_config().await?)?)
     }
 
     /// The current global resourceVersion.

@@ -26,7 +26,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::{Value, json};
 
 pub const NS: &str = "metallb-system";
@@ -179,7 +178,10 @@ impl World {
             ferrolb_apiserver::kubeconfig_for(&format!("http://{ROUTER}:{API_PORT}")),
         )
         .expect("write kubeconfig");
-        let client = client_for(&api).await;
+        let client = api
+            .client()
+            .await
+            .expect("kube client for the lab API server");
         let world = World {
             nodes,
             router,
@@ -430,14 +432,6 @@ impl World {
         }
         out
     }
-}
-
-pub async fn client_for(server: &ApiServerHandle) -> kube::Client {
-    let kc = Kubeconfig::from_yaml(&server.kubeconfig_yaml()).expect("kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("client config");
-    kube::Client::try_from(cfg).expect("client")
 }
 
 /// Polls `cond` (blocking calls allowed) every 20 ms until it holds or `timeout` passes.
