@@ -5,13 +5,22 @@ Topology (network namespaces, made and removed here):
 
     tx (sender, 10.99.0.2, AS 64522) ---veth--- rx (receiving gobgpd, 10.99.0.1, AS 64512)
 
-For each sender and each N, several runs: the sender announces N /32s; we poll the
-receiving gobgpd (`gobgp -j neighbor`) and record the time from the session becoming
-Established until it has accepted all N routes, then the time from the sender's
-withdrawal until it holds none, and the sender's peak RSS (VmHWM). Medians are printed
-with ratios to each reference.
+For each sender and each N, several runs: the sender announces N /32s and we record the
+time from the session becoming Established at the receiving gobgpd until it holds all N
+routes, then the time from the sender's withdrawal until it holds none, and the sender's
+peak RSS (VmHWM). Medians are printed with ratios to each reference.
 
-Usage (root): bgp/bench/run.sh [--sizes 1000,10000,100000] [--runs 3]
+Two observers, neither of which loads the receiver noticeably:
+- the receiving gobgpd's own count of accepted routes, polled over its gRPC API on one
+  persistent channel (about 0.4 ms a call; the interval is 1 % of the time elapsed, 1-20
+  ms). Polling with the `gobgp` CLI instead has a floor of one process start (10-20 ms),
+  which is the whole transfer time at N = 1,000.
+- a packet capture on the receiver's interface (wire_capture.py), which gives the moment
+  the receiver became Established (the sender's first KEEPALIVE) and when the sender's
+  last route reached the receiver ("wire" columns); the rest is the receiver's processing.
+
+Usage (root): bgp/bench/run.sh [--sizes 1000,10000,100000] [--runs 15,9,3]
+              [--senders ferrolb,gobgpd,bird]
 """
 
 import argparse
@@ -24,11 +33,16 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 RX_ADDR, TX_ADDR = "10.99.0.1", "10.99.0.2"
 RX_AS, TX_AS = 64512, 64522
 BASE = (10 << 24)  # 10.0.0.0
+# Shortest interval between two polls of the receiver. 1 ms made the receiver itself about
+# 3 ms slower at N = 1,000 than 4 ms did (15 runs each; the ratios between senders were
+# the same), so the default trades 4 ms of resolution for a less disturbed receiver.
+POLL_MIN_S = float(os.environ.get("FLB_BENCH_POLL_MIN_MS", "4")) / 1000
 
 
 def sh(*args, check=True, **kw):
@@ -95,20 +109,6 @@ class Gobgpd:
     def cli(self, *args, check=True):
         return sh("gobgp", "--target", f"unix://{self.sock}", *args, check=check).stdout
 
-    def neighbor(self, addr):
-        """(established, accepted) for one neighbour."""
-        out = self.cli("-j", "neighbor", addr, check=False)
-        try:
-            n = json.loads(out)
-        except json.JSONDecodeError:
-            return False, 0
-        state = n.get("state", {})
-        est = state.get("session_state") in (6, "established", "ESTABLISHED")
-        accepted = 0
-        for afi in n.get("afi_safis", []) or []:
-            accepted += int((afi.get("state") or {}).get("accepted", 0) or 0)
-        return est, accepted
-
 
 def vm_hwm_kib(pid):
     try:
@@ -131,41 +131,168 @@ def cpu_secs(pid):
         return float("nan")
 
 
-def wait_until(pred, timeout, interval=None):
-    """Poll `pred` until true; returns the time it first held. Polls back to back for
-    the first 0.3 s (resolution of one `gobgp` call, ~10-20 ms), then every 50 ms so the
-    polling itself does not steal the 2-core machine from the daemons being measured."""
-    start = time.monotonic()
-    deadline = start + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return time.monotonic()
-        pause = interval if interval is not None else (0 if time.monotonic() - start < 0.3 else 0.05)
-        if pause:
-            time.sleep(pause)
-    return None
+def _varint(b, i):
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return v, i
 
 
-def measure(rx, n, timeout=120):
-    """Poll the receiver: returns (t_established, t_all) in monotonic seconds."""
-    t_est = wait_until(lambda: rx.neighbor(TX_ADDR)[0], timeout)
-    if t_est is None:
-        raise RuntimeError("sender never became Established")
-    t_all = wait_until(lambda: rx.neighbor(TX_ADDR)[1] >= n, timeout)
-    if t_all is None:
-        raise RuntimeError(f"receiver never got {n} routes (has {rx.neighbor(TX_ADDR)[1]})")
-    return t_est, t_all
+def _fields(b):
+    """Top-level fields of a protobuf message: yields (number, value); value is an int
+    for varints and bytes for length-delimited fields (fixed-width ones are skipped)."""
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        num, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            v, i = _varint(b, i)
+            yield num, v
+        elif wire_type == 2:
+            n, i = _varint(b, i)
+            yield num, b[i:i + n]
+            i += n
+        elif wire_type in (1, 5):
+            i += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire_type}")
 
 
-def wait_withdrawn(rx, timeout=120):
-    t = wait_until(lambda: rx.neighbor(TX_ADDR)[1] == 0, timeout)
-    if t is None:
-        raise RuntimeError("routes were not withdrawn")
-    return t
+class ReceiverPoll:
+    """The receiving gobgpd's view of the sender, over its gRPC API (ListPeer).
+
+    One persistent channel: a call costs about 0.4 ms, against 10-20 ms for a `gobgp` CLI
+    process, which was the whole transfer time at N = 1,000. The request and the two
+    fields read are encoded by hand (gobgp 3.x api/gobgp.proto: ListPeerRequest.address
+    = 1; ListPeerResponse.peer = 1; Peer.state = 5 -> PeerState.session_state = 13
+    (6 = Established); Peer.afi_safis = 10 -> AfiSafi.state = 3 -> AfiSafiState.accepted
+    = 4), so no generated stubs are needed. A `gobgp monitor` stream was tried instead:
+    it costs the receiver a gRPC message per route, which doubled its time at 100k."""
+
+    def __init__(self, rx):
+        import grpc  # Debian: python3-grpcio (bgp/bench/run.sh installs it)
+        self.channel = grpc.insecure_channel(f"unix://{rx.sock}")
+        self.list_peer = self.channel.unary_stream("/apipb.GobgpApi/ListPeer")
+        self.request = b"\x0a" + bytes([len(TX_ADDR)]) + TX_ADDR.encode()
+
+    def state(self):
+        """(established, accepted) for the sender."""
+        est, accepted = False, 0
+        for resp in self.list_peer(self.request, timeout=5):
+            for num, peer in _fields(resp):
+                if num != 1:
+                    continue
+                for pn, pv in _fields(peer):
+                    if pn == 5:
+                        est = est or any(n == 13 and v == 6 for n, v in _fields(pv))
+                    elif pn == 10:
+                        for an, av in _fields(pv):
+                            if an == 3:
+                                accepted += sum(v for n, v in _fields(av) if n == 4)
+        return est, accepted
+
+    def wait(self, pred, since, what, timeout=120):
+        """Poll until pred(accepted) holds; returns when it first did. The interval grows
+        with the time elapsed since `since` (1 % of it, 1-20 ms), so the resolution stays
+        within about 1 % while the polling costs the receiver little."""
+        deadline = time.monotonic() + timeout
+        while True:
+            accepted = self.state()[1]
+            # The state is from some moment during the call: taking the time after it
+            # returns can only report late, never early.
+            now = time.monotonic()
+            if pred(accepted):
+                return now
+            if now > deadline:
+                raise RuntimeError(f"{what} (receiver holds {accepted} routes)")
+            time.sleep(min(max(POLL_MIN_S, (now - since) / 100), 0.02))
+
+    def holds_all(self, n, since):
+        return self.wait(lambda a: a >= n, since, f"receiver never got all {n} routes")
+
+    def holds_none(self, since):
+        return self.wait(lambda a: a == 0, since, "routes were not withdrawn")
+
+    def clean(self):
+        """Between runs: the previous sender's session must be gone before the next starts."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.state() != (False, 0):
+            time.sleep(0.05)
 
 
-def wait_receiver_clean(rx):
-    wait_until(lambda: rx.neighbor(TX_ADDR) == (False, 0), 60, 0.05)
+class WireWatch:
+    """When the sender's messages reach the receiver's interface (wire_capture.py).
+
+    `keepalive`: the sender's first KEEPALIVE, i.e. the receiver becoming Established;
+    `all`/`none`: the UPDATE after which the sender has put all N routes / none on the
+    wire. The difference to ReceiverPoll's times is the receiver's own processing."""
+
+    def __init__(self, topo, dev):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wire_capture.py")
+        self.proc = topo.spawn(topo.rx, [sys.executable, script, dev, TX_ADDR], "capture.log",
+                               stdout=subprocess.PIPE, text=True)
+        if json.loads(self.proc.stdout.readline()).get("kind") != "ready":
+            raise RuntimeError("wire capture did not start")
+        self.cv = threading.Condition()
+        self.target = None
+        self.t = {}
+        threading.Thread(target=self._lines, daemon=True).start()
+
+    def _lines(self):
+        for line in self.proc.stdout:
+            ev = json.loads(line)
+            with self.cv:
+                if self.target is None:
+                    continue
+                if ev["kind"] == "keepalive":
+                    self.t.setdefault("keepalive", ev["t"])
+                elif ev["held"] >= self.target:
+                    self.t.setdefault("all", ev["t"])
+                elif ev["held"] == 0 and "all" in self.t:
+                    self.t.setdefault("none", ev["t"])
+                self.cv.notify_all()
+
+    def arm(self, n):
+        with self.cv:
+            self.target, self.t = n, {}
+
+    def established(self, timeout=120):
+        """When the sender's first KEEPALIVE arrived (the receiver became Established)."""
+        with self.cv:
+            if not self.cv.wait_for(lambda: "keepalive" in self.t, timeout):
+                raise RuntimeError("sender never became Established")
+            return self.t["keepalive"]
+
+    def times(self, timeout=10):
+        """(announce, withdraw) on the wire, once both have been seen."""
+        with self.cv:
+            if not self.cv.wait_for(lambda: "none" in self.t, timeout):
+                raise RuntimeError(f"wire capture saw only {sorted(self.t)}")
+            return self.t["all"] - self.t["keepalive"], self.t["none"]
+
+
+class Receiver:
+    """Both observers of the receiving gobgpd for one run."""
+
+    def __init__(self, poll, wire):
+        self.poll, self.wire = poll, wire
+
+    def arm(self, n):
+        self.poll.clean()
+        self.n = n
+        self.wire.arm(n)
+
+    def announced(self):
+        """(t_established, t_holds_all)."""
+        t_est = self.wire.established()
+        return t_est, self.poll.holds_all(self.n, t_est)
+
+    def withdrawn(self, since):
+        return self.poll.holds_none(since)
 
 
 # --- senders -----------------------------------------------------------------------
@@ -175,7 +302,7 @@ def run_ferrolb(topo, rx, n, binary):
             "--router-id", TX_ADDR, "--prefixes", str(n), "--base", "10.0.0.0",
             "--withdraw-on-signal", "--hold-secs", "600"]
     p = topo.spawn(topo.tx, args, "ferrolb.log", stdout=subprocess.PIPE, text=True)
-    t_est, t_all = measure(rx, n)
+    t_est, t_all = rx.announced()
     t_wd = None
     for line in p.stdout:
         if json.loads(line)["event"] == "end_of_rib_sent":
@@ -184,12 +311,12 @@ def run_ferrolb(topo, rx, n, binary):
             break
     if t_wd is None:
         raise RuntimeError("ferrolb-bgp-bench exited early; see ferrolb.log")
-    t_gone = wait_withdrawn(rx)
+    t_gone = rx.withdrawn(t_wd)
     # `ip netns exec` execs the program, so this pid is the bench's own.
     peak = vm_hwm_kib(p.pid)
     p.send_signal(signal.SIGTERM)
     p.wait()
-    return t_all - t_est, t_gone - t_wd, peak
+    return {"est": t_est, "all": t_all, "wd": t_wd, "gone": t_gone, "rss": peak}
 
 
 def run_bird(topo, rx, n):
@@ -204,14 +331,14 @@ def run_bird(topo, rx, n):
                 f"  connect delay time 1;\n  ipv4 {{ import none; export all; next hop self; }};\n}}\n")
     sock = os.path.join(topo.dir, "bird.ctl")
     p = topo.spawn(topo.tx, ["bird", "-f", "-c", conf, "-s", sock], "bird.log")
-    t_est, t_all = measure(rx, n)
+    t_est, t_all = rx.announced()
     t_wd = time.monotonic()
     sh("birdc", "-s", sock, "disable", "st")
-    t_gone = wait_withdrawn(rx)
+    t_gone = rx.withdrawn(t_wd)
     peak = vm_hwm_kib(p.pid)
     p.send_signal(signal.SIGTERM)
     p.wait()
-    return t_all - t_est, t_gone - t_wd, peak
+    return {"est": t_est, "all": t_all, "wd": t_wd, "gone": t_gone, "rss": peak}
 
 
 def write_mrt(path, n):
@@ -261,20 +388,23 @@ def run_gobgpd(topo, rx, n):
     if count() != n:
         raise RuntimeError(f"gobgpd sender has {count()} routes, wanted {n}")
     tx.cli("neighbor", "add", RX_ADDR, "as", str(RX_AS))
-    t_est, t_all = measure(rx, n)
+    t_est, t_all = rx.announced()
     t_wd = time.monotonic()
     tx.cli("global", "rib", "del", "all", "-a", "ipv4")
-    t_gone = wait_withdrawn(rx)
+    t_gone = rx.withdrawn(t_wd)
     peak = vm_hwm_kib(tx.proc.pid)
     tx.proc.send_signal(signal.SIGTERM)
     tx.proc.wait()
-    return t_all - t_est, t_gone - t_wd, peak
+    return {"est": t_est, "all": t_all, "wd": t_wd, "gone": t_gone, "rss": peak}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", default="15,9,3",
+                    help="runs per size: one number, or one per --sizes entry. At 1,000 "
+                         "routes a run is 10-25 ms of mostly receiver work, so it takes "
+                         "about 15 runs for the medians to settle")
     ap.add_argument("--senders", default="ferrolb,gobgpd,bird")
     ap.add_argument("--binary", default="target/release/ferrolb-bgp-bench")
     args = ap.parse_args()
@@ -282,49 +412,87 @@ def main():
     # so the Topology context manager's __exit__ runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
+    runs = [int(r) for r in args.runs.split(",")]
+    if len(runs) == 1:
+        runs = runs * len(sizes)
+    if len(runs) < len(sizes):
+        ap.error("--runs needs one number, or one per size")
     senders = args.senders.split(",")
     binary = os.path.abspath(args.binary)
     results = {}
+    inconsistent = 0
     with Topology() as topo:
-        rx = Gobgpd(topo, topo.rx, "gobgp-rx", RX_AS, RX_ADDR, [(TX_ADDR, TX_AS, True)])
-        for n in sizes:
-            for r in range(args.runs):
+        gobgp_rx = Gobgpd(topo, topo.rx, "gobgp-rx", RX_AS, RX_ADDR, [(TX_ADDR, TX_AS, True)])
+        wire = WireWatch(topo, topo.va)
+        rx = Receiver(ReceiverPoll(gobgp_rx), wire)
+        for n, n_runs in zip(sizes, runs):
+            for r in range(n_runs):
                 for s in senders:
-                    wait_receiver_clean(rx)
+                    rx.arm(n)
                     fn = {"ferrolb": lambda: run_ferrolb(topo, rx, n, binary),
                           "bird": lambda: run_bird(topo, rx, n),
                           "gobgpd": lambda: run_gobgpd(topo, rx, n)}[s]
-                    cpu0 = cpu_secs(rx.proc.pid)
-                    add, wd, rss = fn()
-                    cpu = cpu_secs(rx.proc.pid) - cpu0
-                    results.setdefault((s, n), []).append((add, wd, rss, cpu))
-                    print(f"# {s:8} N={n:<7} run {r + 1}: announce {add:.3f} s, "
-                          f"withdraw {wd:.3f} s, peak RSS {rss / 1024:.1f} MiB, "
+                    cpu0 = cpu_secs(gobgp_rx.proc.pid)
+                    t = fn()
+                    cpu = cpu_secs(gobgp_rx.proc.pid) - cpu0
+                    wire_add, wire_none = wire.times()
+                    row = {"add": t["all"] - t["est"], "wd": t["gone"] - t["wd"],
+                           "wire_add": wire_add, "wire_wd": wire_none - t["wd"],
+                           "rss": t["rss"] / 1024, "cpu": cpu}
+                    results.setdefault((s, n), []).append(row)
+                    # The receiver cannot hold routes before they reached it: if it seems
+                    # to, one of the two observers is wrong and the run says nothing.
+                    if wire_add > row["add"] or row["wire_wd"] > row["wd"]:
+                        inconsistent += 1
+                        print(f"# WARNING: {s} N={n} run {r + 1}: receiver ahead of the wire",
+                              flush=True)
+                    print(f"# {s:8} N={n:<7} run {r + 1}: announce {row['add']:.4f} s "
+                          f"(wire {wire_add:.4f}), withdraw {row['wd']:.4f} s "
+                          f"(wire {row['wire_wd']:.4f}), peak RSS {row['rss']:.1f} MiB, "
                           f"receiver CPU {cpu:.2f} s", flush=True)
 
-    def med(s, n, i):
+    def med(s, n, k):
         v = results.get((s, n))
-        return statistics.median(x[i] for x in v) if v else float("nan")
+        return statistics.median(x[k] for x in v) if v else float("nan")
 
     print()
-    print(f"Medians of {args.runs} runs; receiver gobgpd 3.10; times from Established until the "
-          "receiver holds all N routes (announce) and from the withdrawal until it holds none.")
+    print(f"Medians of {', '.join(f'{r} runs at N={n}' for n, r in zip(sizes, runs))}; "
+          "receiver gobgpd 3.10. announce: from the receiver "
+          "becoming Established until it holds all N routes; withdraw: from the sender being "
+          "told to withdraw until the receiver holds none (polled over gobgpd's gRPC API). "
+          "wire: the same, until the sender's last UPDATE reaches the receiver's interface "
+          "(packet capture); the rest is the receiver's own processing.")
     print()
     print("Receiver CPU: CPU seconds the receiving gobgpd used during the whole run (both "
           "phases); it does not depend on how busy the shared machine was.")
     print()
-    print("| sender | N | announce s | vs gobgpd | vs BIRD | withdraw s | vs gobgpd | vs BIRD "
-          "| sender peak RSS MiB | receiver CPU s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| sender | N | announce s | vs gobgpd | vs BIRD | wire s | withdraw s | vs gobgpd "
+          "| vs BIRD | wire s | sender peak RSS MiB | receiver CPU s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
-    def ratio(v, ref, n, i):
-        return f"{v / med(ref, n, i):.2f}x" if (ref, n) in results else "-"
+    def ratio(n, s, k, ref):
+        return f"{med(s, n, k) / med(ref, n, k):.2f}x" if (ref, n) in results else "-"
     for n in sizes:
         for s in senders:
-            a, w, m, c = med(s, n, 0), med(s, n, 1), med(s, n, 2) / 1024, med(s, n, 3)
-            print(f"| {s} | {n} | {a:.3f} | {ratio(a, 'gobgpd', n, 0)} | {ratio(a, 'bird', n, 0)} "
-                  f"| {w:.3f} | {ratio(w, 'gobgpd', n, 1)} | {ratio(w, 'bird', n, 1)} "
-                  f"| {m:.1f} | {c:.2f} |")
+            print(f"| {s} | {n} | {med(s, n, 'add'):.4f} | {ratio(n, s, 'add', 'gobgpd')} "
+                  f"| {ratio(n, s, 'add', 'bird')} | {med(s, n, 'wire_add'):.4f} "
+                  f"| {med(s, n, 'wd'):.4f} | {ratio(n, s, 'wd', 'gobgpd')} "
+                  f"| {ratio(n, s, 'wd', 'bird')} | {med(s, n, 'wire_wd'):.4f} "
+                  f"| {med(s, n, 'rss'):.1f} | {med(s, n, 'cpu'):.2f} |")
+    if inconsistent:
+        print(f"{inconsistent} runs had the receiver ahead of the wire: do not trust this table")
+        print()
+    # Runs are interleaved (ferrolb, gobgpd, BIRD, then the next run), so run i of each
+    # sender saw the same machine state: count how often ferrolb was the faster one.
+    print()
+    for n in sizes:
+        mine = [x["add"] for x in results.get(("ferrolb", n), [])]
+        for ref in senders:
+            theirs = [x["add"] for x in results.get((ref, n), [])]
+            if ref != "ferrolb" and mine and theirs:
+                wins = sum(a < b for a, b in zip(mine, theirs))
+                print(f"N={n}: ferrolb announced faster than {ref} in {wins} of "
+                      f"{min(len(mine), len(theirs))} runs")
 
 
 if __name__ == "__main__":
