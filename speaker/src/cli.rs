@@ -9,8 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
 
 use crate::decision::PodCidrMode;
+use crate::podroutes::{InstallPolicy, PodRoutesOptions};
 
 /// The speaker's command line.
 #[derive(Debug, Clone, Parser)]
@@ -54,6 +56,17 @@ pub struct Cli {
     /// `advertise-and-install` (also install routes learned from peers into the kernel).
     #[arg(long = "pod-cidr-mode", env = "FERROLB_POD_CIDR_MODE", value_enum, default_value_t = PodCidrArg::Off)]
     pub pod_cidr_mode: PodCidrArg,
+    /// With `advertise-and-install`: install only learned prefixes inside one of these
+    /// CIDRs (comma-separated or repeated; e.g. the cluster CIDR). Without it, everything
+    /// learned is installed except the built-in exclusions, so a router that leaks a full
+    /// table fills the node's kernel table.
+    #[arg(
+        long = "pod-route-allow",
+        env = "FERROLB_POD_ROUTE_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub pod_route_allow: Vec<IpNet>,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -95,6 +108,16 @@ impl Cli {
         o.listen = Some(SocketAddr::new(self.host, self.port));
         o
     }
+
+    /// Settings of the pod-route installer (used with `advertise-and-install`).
+    pub fn pod_routes_options(&self) -> PodRoutesOptions {
+        PodRoutesOptions {
+            policy: InstallPolicy {
+                allow: (!self.pod_route_allow.is_empty()).then(|| self.pod_route_allow.clone()),
+            },
+            ..PodRoutesOptions::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +149,7 @@ mod tests {
         assert!(o.decision.ignore_exclude_lb);
         assert_eq!(o.decision.pod_cidr_mode, PodCidrMode::AdvertiseAndInstall);
         assert_eq!(o.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(cli.pod_routes_options().policy.allow, None);
         assert!(
             Cli::try_parse_from([
                 "ferrolb-speaker",
@@ -136,5 +160,36 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn pod_route_allow_list_from_flag_or_env() {
+        let cli = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "n",
+            "--pod-route-allow",
+            "10.244.0.0/16,fd00:10:244::/56",
+            "--pod-route-allow",
+            "10.96.0.0/12",
+        ])
+        .unwrap();
+        let allow = cli.pod_routes_options().policy.allow.unwrap();
+        let want: Vec<IpNet> = ["10.244.0.0/16", "fd00:10:244::/56", "10.96.0.0/12"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(allow, want);
+        // A typo must stop the daemon at start, not silently install everything.
+        let err = Cli::try_parse_from([
+            "ferrolb-speaker",
+            "--node-name",
+            "n",
+            "--pod-route-allow",
+            "10.244.0.0/33",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--pod-route-allow"), "{err}");
     }
 }

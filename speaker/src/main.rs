@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
     if opts.decision.pod_cidr_mode == ferrolb_speaker::decision::PodCidrMode::AdvertiseAndInstall {
         // Routes learned from peers go into this node's kernel (host network namespace).
         opts.pod_route_installer = Some(ferrolb_speaker::podroutes::installer(
-            ferrolb_speaker::podroutes::PodRoutesOptions::default(),
+            cli.pod_routes_options(),
         ));
     }
     tracing::info!(
@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
         config = %opts.config_name,
         lb_class = ?opts.decision.lb_class,
         pod_cidr_mode = ?opts.decision.pod_cidr_mode,
+        pod_route_allow = ?cli.pod_route_allow,
         "starting ferrolb-speaker"
     );
     match ferrolb_speaker::run(

@@ -592,6 +592,84 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
     assert!(ours_for(&t, pod3).is_empty(), "shutdown removes our routes");
 }
 
+/// `--pod-route-allow`: the daemon's flag reaches the installer, and a learned prefix
+/// outside the allow-list (a router leaking other routes) stays out of the kernel.
+#[test]
+fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
+    use clap::Parser;
+    use ferrolb_speaker::cli::Cli;
+    use ferrolb_speaker::learned::{LearnedRoutes, PodRouteFeed};
+    use ferrolb_speaker::podroutes::installer;
+    use tokio::sync::watch;
+    use tokio_util::sync::CancellationToken;
+
+    if skip() {
+        return;
+    }
+    let t = Topo::new();
+    let rt = runtime();
+    let p = ours();
+    let cli = Cli::try_parse_from([
+        "ferrolb-speaker",
+        "--node-name",
+        "n",
+        "--pod-cidr-mode",
+        "advertise-and-install",
+        "--pod-route-allow",
+        "10.244.0.0/16,fd00:10:244::/56",
+    ])
+    .expect("flags");
+    let opts = PodRoutesOptions {
+        netns: Some(t.netns_path()),
+        coalesce: Duration::from_millis(20),
+        ..cli.pod_routes_options()
+    };
+    let (learned_tx, learned_rx) = watch::channel(LearnedRoutes::default());
+    let (report_tx, _report_rx) = watch::channel(Vec::new());
+    let cancel = CancellationToken::new();
+    let feed = PodRouteFeed {
+        learned: learned_rx,
+        report: report_tx,
+        cancel: cancel.clone(),
+    };
+    let task = {
+        let _enter = rt.enter();
+        installer(opts)(feed)
+    };
+
+    let pod = net("10.244.3.0/24");
+    let leaked = net("192.0.2.0/24");
+    let pod6 = net("fd00:10:244:3::/64");
+    let leaked6 = net("2001:db8::/48");
+    let mut table = LearnedRoutes::default();
+    for (prefix, nh) in [
+        (pod, "10.1.0.1"),
+        (leaked, "10.1.0.1"),
+        (pod6, "fd01::1"),
+        (leaked6, "fd01::1"),
+    ] {
+        table.routes.insert(prefix, [(ip(nh), ip(nh))].into());
+    }
+    learned_tx.send_replace(table);
+
+    // One pass handles the whole table: once the allowed routes are in, the others were
+    // considered too.
+    t.wait_routes("allowed IPv4 route", pod, &p, |rs| rs.len() == 1);
+    t.wait_routes("allowed IPv6 route", pod6, &p, |rs| rs.len() == 1);
+    assert!(
+        ours_for(&t, leaked).is_empty(),
+        "192.0.2.0/24 is outside the allow-list"
+    );
+    assert!(
+        ours_for(&t, leaked6).is_empty(),
+        "2001:db8::/48 is outside the allow-list"
+    );
+
+    cancel.cancel();
+    rt.block_on(task).expect("installer ends on cancel");
+    assert!(ours_for(&t, pod).is_empty(), "shutdown removes our routes");
+}
+
 /// Scale: 2,000 pod CIDRs from two peers (ECMP) are installed in one burst and all
 /// removed when both peers go down. Prints how long each took.
 #[test]
