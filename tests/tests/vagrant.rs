@@ -16,11 +16,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+use ferrolb_netns::{
+    Family, GobgpConfig, GobgpNeighbor, GobgpPeer, Gobgpd, Lab, Netns, RibRoute,
+    parse_gobgp_neighbors, parse_gobgp_rib, wait_for,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------
@@ -70,11 +73,6 @@ const GOBGPD: (&str, &str) = ("gobgpd", "apt-get install gobgpd");
 const GOBGP: (&str, &str) = ("gobgp", "apt-get install gobgpd");
 const IP: (&str, &str) = ("ip", "apt-get install iproute2");
 const PYTHON: (&str, &str) = ("python3", "apt-get install python3");
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Run to completion; error with stdout+stderr unless it succeeded.
 fn run_ok(cmd: &mut Command) -> Result<Output> {
@@ -616,154 +614,62 @@ fn gobgpd_config_renders_and_passes_dry_run() -> Result<()> {
     Ok(())
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// Log lines quoted when the router misbehaves.
+const LOG_LINES: usize = 200;
 
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
+/// `gobgp ARGS -j` inside `ns`. rt-01 runs from the rendered file with the API address it
+/// is deployed with (`--api-hosts=127.0.0.1:50051`), so it is not a harness [`Gobgpd`]
+/// (which writes its own config and API socket) and its CLI must run in its namespace.
+fn gobgp_json(ns: &Netns, args: &[&str]) -> ferrolb_netns::Result<String> {
+    let args: Vec<&str> = args.iter().copied().chain(["-j"]).collect();
+    ns.run("gobgp", &args)
 }
 
-impl Netns {
-    fn new(role: &str) -> Result<Netns> {
-        let name = format!(
-            "flbvg-{}-{}-{role}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        run_ok(Command::new("ip").args(["netns", "add", &name]))?;
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]);
-        cmd
-    }
-
-    fn ip(&self, args: &[&str]) -> Result<()> {
-        run_ok(Command::new("ip").args(["-n", &self.name]).args(args)).map(|_| ())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A daemon process, killed on drop.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_gobgpd(ns: &Netns, conf: &Path, log: PathBuf) -> Result<Daemon> {
-    let file = std::fs::File::create(&log)?;
-    let child = ns
-        .cmd("gobgpd")
-        .arg("--config-file")
-        .arg(conf)
-        .args([
-            "--log-plain",
-            "--pprof-disable",
-            "--api-hosts=127.0.0.1:50051",
-        ])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()?;
-    Ok(Daemon { child, log })
-}
-
-/// `gobgp ... -j` inside `ns`, parsed.
-fn gobgp_json(ns: &Netns, args: &[&str]) -> Result<Value> {
-    let out = run_ok(ns.cmd("gobgp").args(args).arg("-j"))?;
-    serde_json::from_slice(&out.stdout).with_context(|| format!("gobgp {args:?} output"))
-}
-
-/// Poll `check` until it returns Some or `timeout` passes.
-fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let start = Instant::now();
-    let mut last_err = None;
-    loop {
-        match check() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last_err = Some(e),
-        }
-        if start.elapsed() > timeout {
-            return Err(last_err.unwrap_or_else(|| anyhow!("condition not met within {timeout:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn neighbor_states(ns: &Netns) -> Result<BTreeMap<String, i64>> {
-    let peers = gobgp_json(ns, &["neighbor"])?;
-    let mut out = BTreeMap::new();
-    for p in peers.as_array().context("neighbor list")? {
-        let addr = p["conf"]["neighbor_address"]
-            .as_str()
-            .context("neighbor_address")?;
-        out.insert(
-            addr.to_string(),
-            p["state"]["session_state"].as_i64().unwrap_or(0),
-        );
-    }
-    Ok(out)
+/// rt-01's neighbours by address.
+fn neighbor_states(rt: &Netns) -> ferrolb_netns::Result<BTreeMap<String, GobgpPeer>> {
+    Ok(parse_gobgp_neighbors(&gobgp_json(rt, &["neighbor"])?)?
+        .into_iter()
+        .map(|peer| (peer.address.to_string(), peer))
+        .collect())
 }
 
 /// One path of a RIB entry: next hop and AS path.
-type PathInfo = (String, Vec<u64>);
+type PathInfo = (String, Vec<u32>);
 
-/// prefix -> its paths, from the global RIB in `ns`.
-fn rib(ns: &Netns) -> Result<BTreeMap<String, Vec<PathInfo>>> {
-    let table = gobgp_json(ns, &["global", "rib", "-a", "ipv4"])?;
-    let mut out = BTreeMap::new();
-    for (prefix, paths) in table.as_object().into_iter().flatten() {
-        let mut entries = Vec::new();
-        for path in paths.as_array().into_iter().flatten() {
-            let mut nexthop = String::new();
-            let mut as_path = Vec::new();
-            for attr in path["attrs"].as_array().into_iter().flatten() {
-                if let Some(nh) = attr["nexthop"].as_str() {
-                    nexthop = nh.to_string();
-                }
-                for segment in attr["as_paths"].as_array().into_iter().flatten() {
-                    as_path.extend(
-                        segment["asns"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(Value::as_u64),
-                    );
-                }
-            }
-            entries.push((nexthop, as_path));
-        }
-        out.insert(prefix.clone(), entries);
-    }
-    Ok(out)
+/// prefix -> its paths.
+fn by_prefix(routes: Vec<RibRoute>) -> BTreeMap<String, Vec<PathInfo>> {
+    routes
+        .into_iter()
+        .map(|route| {
+            let paths = route
+                .paths
+                .into_iter()
+                .map(|p| {
+                    let nexthop = p.next_hops.first().map(ToString::to_string);
+                    (nexthop.unwrap_or_default(), p.as_path)
+                })
+                .collect();
+            (route.prefix.to_string(), paths)
+        })
+        .collect()
 }
 
-const ESTABLISHED: i64 = 6;
+/// rt-01's global IPv4 RIB.
+fn rt_rib(rt: &Netns) -> ferrolb_netns::Result<BTreeMap<String, Vec<PathInfo>>> {
+    Ok(by_prefix(parse_gobgp_rib(&gobgp_json(
+        rt,
+        &["global", "rib", "-a", "ipv4"],
+    )?)?))
+}
+
+/// A stand-in Kubernetes node: AS 64522 like ferrolb's speakers, connecting to rt-01.
+fn start_node(ns: &Netns, ip: &str) -> Result<Gobgpd> {
+    let mut router = GobgpNeighbor::new("172.17.0.1".parse()?, 64512);
+    router.passive = false;
+    router.families = vec![Family::V4];
+    let cfg = GobgpConfig::new(64522, ip.parse()?).neighbor(router);
+    Ok(Gobgpd::start(ns, &cfg)?)
+}
 
 /// Runs the rendered rt-01 configuration (zebra off: no zebra beside it here, see README)
 /// in a namespace with a bridge for the cluster segment, plus two stand-in nodes
@@ -774,74 +680,74 @@ fn gobgpd_config_runs_and_its_policies_route_the_lab() -> Result<()> {
     if !require(test, &[ANSIBLE_ADHOC, PYTHON, GOBGPD, GOBGP, IP]) {
         return Ok(());
     }
-    if !is_root() {
-        eprintln!("SKIP {test}: needs root for network namespaces");
+    if let Err(skip) = ferrolb_netns::require_root() {
+        eprintln!("SKIP {test}: {skip}");
         return Ok(());
     }
-    let dir = tempfile::tempdir()?;
-    let rt_conf = dir.path().join("rt-01.conf");
+    // The lab owns namespaces, daemons and its work directory, and removes them on drop,
+    // also when an assertion panics.
+    let lab = Lab::with_prefix("flvg")?;
+    let rt_conf = lab.dir().join("rt-01.conf");
     render_gobgpd_conf(&rt_conf, &[("gobgp_zebra_enabled", "false")])?;
 
     // Topology: rt-01's namespace holds the cluster-segment bridge; each node is a veth
     // into it. Interfaces are created directly inside the namespaces, so nothing is left in
     // the root namespace if the test fails half-way.
-    let rt = Netns::new("rt")?;
-    let node1 = Netns::new("n1")?;
-    let node2 = Netns::new("n2")?;
-    rt.ip(&["link", "add", "br0", "type", "bridge"])?;
-    rt.ip(&["addr", "add", "172.17.0.1/24", "dev", "br0"])?;
-    rt.ip(&["link", "set", "br0", "up"])?;
-    for (i, (node, addr)) in [(&node1, "172.17.0.21/24"), (&node2, "172.17.0.22/24")]
-        .into_iter()
-        .enumerate()
-    {
-        let rt_end = format!("rtp{i}");
-        run_ok(Command::new("ip").args([
-            "link", "add", "eth0", "netns", &node.name, "type", "veth", "peer", "name", &rt_end,
-            "netns", &rt.name,
-        ]))?;
-        rt.ip(&["link", "set", &rt_end, "master", "br0", "up"])?;
-        node.ip(&["addr", "add", addr, "dev", "eth0"])?;
-        node.ip(&["link", "set", "eth0", "up"])?;
+    let rt = lab.netns("rt")?;
+    let node1 = lab.netns("n1")?;
+    let node2 = lab.netns("n2")?;
+    let br = lab.bridge(&rt)?;
+    rt.add_addr(&br, "172.17.0.1/24".parse()?)?;
+    for (node, addr) in [(&node1, "172.17.0.21/24"), (&node2, "172.17.0.22/24")] {
+        let veth = lab.connect(node, &rt, &br)?;
+        node.add_addr(&veth.a, addr.parse()?)?;
     }
 
-    let rt_daemon = start_gobgpd(&rt, &rt_conf, dir.path().join("rt-01.log"))?;
+    let rt_daemon = rt.spawn_logged(
+        "gobgpd",
+        &[
+            "--config-file",
+            &rt_conf.to_string_lossy(),
+            "--log-plain",
+            "--pprof-disable",
+            "--api-hosts=127.0.0.1:50051",
+        ],
+        &lab.dir().join("rt-01.log"),
+    )?;
 
     // 1. It starts and lists every configured peer (control plane + three workers).
-    let states = wait_for(Duration::from_secs(30), || Ok(Some(neighbor_states(&rt)?)))
-        .with_context(|| format!("gobgpd did not come up; log:\n{}", rt_daemon.log()))?;
+    let states = wait_for("rt-01 lists its neighbors", Duration::from_secs(30), || {
+        Ok(Some(neighbor_states(&rt)?))
+    })
+    .with_context(|| {
+        format!(
+            "gobgpd did not come up; log:\n{}",
+            rt_daemon.log_tail(LOG_LINES)
+        )
+    })?;
     let expected: BTreeSet<String> = ["172.17.0.10", "172.17.0.21", "172.17.0.22", "172.17.0.23"]
         .map(String::from)
         .into();
     assert_eq!(states.keys().cloned().collect::<BTreeSet<_>>(), expected);
-    let global = gobgp_json(&rt, &["global"])?;
+    let global: Value = serde_json::from_str(&gobgp_json(&rt, &["global"])?)?;
     assert_eq!(global["asn"], 64512);
     assert_eq!(global["router_id"], "172.17.0.1");
 
     // 2. Two stand-in nodes peer with it, AS 64522 like ferrolb's speakers.
-    let mut node_daemons = Vec::new();
-    for (node, ip, name) in [(&node1, "172.17.0.21", "n1"), (&node2, "172.17.0.22", "n2")] {
-        let conf = dir.path().join(format!("{name}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "[global.config]\n  as = 64522\n  router-id = \"{ip}\"\n\
-                 [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"172.17.0.1\"\n    peer-as = 64512\n"
-            ),
-        )?;
-        node_daemons.push(start_gobgpd(
-            node,
-            &conf,
-            dir.path().join(format!("{name}.log")),
-        )?);
-    }
-    wait_for(Duration::from_secs(30), || {
+    let n1 = start_node(&node1, "172.17.0.21")?;
+    let n2 = start_node(&node2, "172.17.0.22")?;
+    wait_for("sessions with both nodes", Duration::from_secs(30), || {
         let s = neighbor_states(&rt)?;
-        Ok((s.get("172.17.0.21") == Some(&ESTABLISHED)
-            && s.get("172.17.0.22") == Some(&ESTABLISHED))
+        Ok((s.get("172.17.0.21").is_some_and(GobgpPeer::is_established)
+            && s.get("172.17.0.22").is_some_and(GobgpPeer::is_established))
         .then_some(()))
     })
-    .with_context(|| format!("sessions not established; rt-01 log:\n{}", rt_daemon.log()))?;
+    .with_context(|| {
+        format!(
+            "sessions not established; rt-01 log:\n{}",
+            rt_daemon.log_tail(LOG_LINES)
+        )
+    })?;
 
     // node-01 announces a Service /32, its pod CIDR, and two things the router must refuse.
     for prefix in [
@@ -850,30 +756,26 @@ fn gobgpd_config_runs_and_its_policies_route_the_lab() -> Result<()> {
         "192.0.2.0/24",
         "172.17.254.0/24",
     ] {
-        run_ok(
-            node1
-                .cmd("gobgp")
-                .args(["global", "rib", "add", "-a", "ipv4", prefix]),
-        )?;
+        n1.cli(&["global", "rib", "add", "-a", "ipv4", prefix])?;
     }
     // node-02 announces the same Service /32 (ECMP) and its own pod CIDR.
     for prefix in ["172.17.254.1/32", "10.244.2.0/24"] {
-        run_ok(
-            node2
-                .cmd("gobgp")
-                .args(["global", "rib", "add", "-a", "ipv4", prefix]),
-        )?;
+        n2.cli(&["global", "rib", "add", "-a", "ipv4", prefix])?;
     }
 
     // 3. rt-01 accepts the /32 from both nodes and the pod CIDRs, nothing else.
-    let rt_rib = wait_for(Duration::from_secs(15), || {
-        let r = rib(&rt)?;
-        let both = r.get("172.17.254.1/32").is_some_and(|p| p.len() == 2);
-        Ok(
-            (both && r.contains_key("10.244.1.0/24") && r.contains_key("10.244.2.0/24"))
-                .then_some(r),
-        )
-    })
+    let rt_rib = wait_for(
+        "rt-01 learns the node routes",
+        Duration::from_secs(15),
+        || {
+            let r = rt_rib(&rt)?;
+            let both = r.get("172.17.254.1/32").is_some_and(|p| p.len() == 2);
+            Ok(
+                (both && r.contains_key("10.244.1.0/24") && r.contains_key("10.244.2.0/24"))
+                    .then_some(r),
+            )
+        },
+    )
     .context("rt-01 did not learn the node routes")?;
     let mut hops: Vec<&str> = rt_rib["172.17.254.1/32"]
         .iter()
@@ -897,14 +799,18 @@ fn gobgpd_config_runs_and_its_policies_route_the_lab() -> Result<()> {
 
     // 4. node-02 learns node-01's pod CIDR, next hop rt-01, with node-01's AS replaced so it
     //    is not dropped as a loop; it does not get Service /32s or refused routes back.
-    let n2_rib = wait_for(Duration::from_secs(15), || {
-        let r = rib(&node2)?;
-        Ok(r.contains_key("10.244.1.0/24").then_some(r))
-    })
+    let n2_rib = wait_for(
+        "node-02 learns 10.244.1.0/24",
+        Duration::from_secs(15),
+        || {
+            let r = by_prefix(n2.rib(Family::V4)?);
+            Ok(r.contains_key("10.244.1.0/24").then_some(r))
+        },
+    )
     .with_context(|| {
         format!(
             "node-02 never learned 10.244.1.0/24; rt-01 log:\n{}",
-            rt_daemon.log()
+            rt_daemon.log_tail(LOG_LINES)
         )
     })?;
     let learned = &n2_rib["10.244.1.0/24"];
@@ -917,7 +823,7 @@ fn gobgpd_config_runs_and_its_policies_route_the_lab() -> Result<()> {
     );
     // Give the router a moment to (wrongly) send more, then check nothing else arrived.
     std::thread::sleep(Duration::from_millis(500));
-    let n2_rib = rib(&node2)?;
+    let n2_rib = by_prefix(n2.rib(Family::V4)?);
     let learned_from_rt: BTreeSet<&str> = n2_rib
         .iter()
         .filter(|(_, paths)| paths.iter().any(|(nh, _)| nh == "172.17.0.1"))
@@ -929,7 +835,7 @@ fn gobgpd_config_runs_and_its_policies_route_the_lab() -> Result<()> {
         "node-02 RIB: {n2_rib:?}"
     );
 
-    drop(node_daemons);
-    drop(rt_daemon);
+    // Stops the daemons and deletes the namespaces; a failure to clean up fails the test.
+    lab.teardown()?;
     Ok(())
 }
