@@ -32,6 +32,7 @@ struct Topo {
     _lab: Lab,
     node: Netns,
     v1: Veth,
+    v2: Veth,
 }
 
 impl Topo {
@@ -58,6 +59,7 @@ impl Topo {
             _lab: lab,
             node,
             v1,
+            v2,
         }
     }
 
@@ -590,6 +592,87 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
     cancel.cancel();
     rt.block_on(task).expect("installer ends on cancel");
     assert!(ours_for(&t, pod3).is_empty(), "shutdown removes our routes");
+}
+
+/// One unusable gateway must not take a whole ECMP route down: the kernel refuses a
+/// multipath route if any gateway is unreachable, so the route goes in over the others,
+/// the refused one is reported, retries do not touch the route, and the full set returns
+/// once the kernel accepts it. Also when a link goes down under a live session.
+#[test]
+fn ecmp_route_goes_in_over_the_usable_next_hops_and_recovers() {
+    if skip() {
+        return;
+    }
+    let t = Topo::new();
+    let rt = runtime();
+    let (h, _task) = spawn_fast(&t, &rt);
+    let p = ours();
+    let pod4 = net("10.244.4.0/24");
+    h.learned(ip("10.1.0.1"), pod4, ip("10.1.0.1"));
+    h.learned(ip("10.2.0.1"), pod4, ip("10.2.0.1"));
+    // A third peer offers a next hop on no connected network.
+    h.learned(ip("10.3.0.1"), pod4, ip("10.77.0.1"));
+    let report = rt.block_on(h.reconcile_now()).expect("pass");
+    assert_eq!(report.failed, 1, "partial install is retried: {report:?}");
+    let two = hops(&["10.1.0.1", "10.2.0.1"]);
+    let rs = ours_for(&t, pod4);
+    assert!(
+        rs.len() == 1 && gateways(&rs[0]) == two,
+        "installed over the usable next hops: {rs:?}"
+    );
+    let snap = h.subscribe().borrow().clone();
+    let failed: Vec<_> = snap.failed.iter().filter(|f| f.0 == pod4).collect();
+    assert_eq!(failed.len(), 1, "{snap:?}");
+    assert_eq!(
+        failed[0].1,
+        vec![ip("10.77.0.1")],
+        "only the refused hop is reported"
+    );
+    assert!(
+        failed[0].2.contains("next hop 10.77.0.1 refused"),
+        "{}",
+        failed[0].2
+    );
+
+    // Retries leave the route alone: `ip monitor` sees no change for it.
+    let log = t.node.dir().join("monitor.log");
+    let monitor = t
+        .node
+        .spawn_logged("ip", &["monitor", "route"], &log)
+        .expect("ip monitor");
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let r = rt.block_on(h.reconcile_now()).expect("pass");
+        assert_eq!(r.failed, 1, "{r:?}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    monitor.kill();
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !seen.contains("10.244.4.0/24"),
+        "retries changed the route:\n{seen}"
+    );
+
+    // The third gateway becomes reachable: the retry adds it without any BGP update.
+    t.node.add_addr(&t.v1.b, net("10.77.0.2/24")).unwrap();
+    let three = hops(&["10.1.0.1", "10.2.0.1", "10.77.0.1"]);
+    t.wait_routes("all three next hops", pod4, &p, |rs| {
+        rs.len() == 1 && gateways(&rs[0]) == three
+    });
+
+    // A link goes down while its session is still up: a route learned now goes in over
+    // the other link, and gets both once the link is back.
+    t.node.set_link(&t.v2.b, false).expect("link down");
+    let pod5 = net("10.244.5.0/24");
+    h.learned(ip("10.1.0.1"), pod5, ip("10.1.0.1"));
+    h.learned(ip("10.2.0.1"), pod5, ip("10.2.0.1"));
+    t.wait_routes("route over the remaining link", pod5, &p, |rs| {
+        rs.len() == 1 && gateways(&rs[0]) == hops(&["10.1.0.1"])
+    });
+    t.node.set_link(&t.v2.b, true).expect("link up");
+    t.wait_routes("both next hops again", pod5, &p, |rs| {
+        rs.len() == 1 && gateways(&rs[0]) == two
+    });
 }
 
 /// `--pod-route-allow`: the daemon's flag reaches the installer, and a learned prefix

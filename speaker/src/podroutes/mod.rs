@@ -8,6 +8,8 @@
 //!
 //! - [`desired`]: the pure rules (exclusions, ECMP, plan).
 //! - [`netlink`]: the rtnetlink driver; our routes carry protocol [`ROUTE_PROTOCOL`].
+//! - `ecmp`: when the kernel refuses an ECMP route because one gateway is unusable, the
+//!   route goes in over the gateways it accepts.
 //!
 //! A pass runs right after a change (bursts are coalesced), periodically to repair routes
 //! deleted by hand, sooner after a failed pass, and at start — which removes routes with
@@ -16,6 +18,7 @@
 //! is (the next start cleans up); [`PodRoutesHandle::stop`] can remove our routes first.
 
 pub mod desired;
+mod ecmp;
 mod feed;
 pub mod netlink;
 
@@ -94,7 +97,8 @@ pub struct Snapshot {
     pub installed: Vec<(IpNet, Vec<IpAddr>)>,
     /// Learned prefixes not installed, and why.
     pub skipped: Vec<(IpNet, SkipReason)>,
-    /// Routes the kernel refused in the last pass: the wanted next hops and the error.
+    /// Routes the kernel refused in the last pass: the wanted next hops and the error. For
+    /// an ECMP route installed over only some of its next hops, the refused ones.
     pub failed: Vec<(IpNet, Vec<IpAddr>, String)>,
 }
 
@@ -253,6 +257,7 @@ impl PodRoutes {
             snapshot,
             learned: Learned::default(),
             kernel: None,
+            partial: ecmp::PartialInstalls::new(),
         };
         let join = tokio::spawn(task.run());
         (
@@ -272,6 +277,8 @@ struct Reconciler {
     learned: Learned,
     exclusions: Exclusions,
     kernel: Option<KernelRoutes>,
+    /// ECMP routes installed over only some of their next hops (see `ecmp`).
+    partial: ecmp::PartialInstalls,
 }
 
 impl Reconciler {
@@ -386,9 +393,48 @@ impl Reconciler {
         let ops = desired::plan(&want.routes, &current, self.opts.metric);
         let mut lost = false;
         let mut failed = Vec::new();
+        // Partial installs are remembered only while the prefix still wants those hops.
+        self.partial
+            .retain(|prefix, p| want.routes.get(prefix) == Some(&p.wanted));
         if let Some(kernel) = &self.kernel {
             for op in &ops {
-                match kernel.apply(op).await {
+                let mut result = kernel.apply(op).await;
+                if result.is_ok() {
+                    self.partial.remove(&op.prefix());
+                }
+                if let (Err(e), Op::Replace { prefix, next_hops }) = (&result, op)
+                    && next_hops.len() > 1
+                    && !e.is_connection_lost()
+                {
+                    let installed = current
+                        .iter()
+                        .find(|r| r.prefix == *prefix)
+                        .map(|r| &r.next_hops);
+                    match ecmp::install_usable(
+                        kernel,
+                        *prefix,
+                        next_hops,
+                        installed,
+                        &mut self.partial,
+                    )
+                    .await
+                    {
+                        Ok(Some(p)) => {
+                            // Still a failure: retried, so the full set returns once the
+                            // kernel accepts it.
+                            report.failed += 1;
+                            let (hops, error) = p.refused_summary();
+                            let usable: Vec<String> =
+                                p.usable.iter().map(ToString::to_string).collect();
+                            warn!(%prefix, usable = %usable.join(","), %error, "ECMP pod route installed without the next hops the kernel refused; will retry");
+                            failed.push((*prefix, hops, error));
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(lost_conn) => result = Err(lost_conn),
+                    }
+                }
+                match result {
                     Ok(()) => {
                         report.applied += 1;
                         log_applied(op);
