@@ -380,7 +380,8 @@ impl NetLab {
         )
     }
 
-    /// Starts (or restarts) node `n`'s speaker (pod CIDR mode advertise-and-install).
+    /// Starts (or restarts) node `n`'s speaker (pod CIDR mode advertise-and-install, only
+    /// routes inside the cluster pod network installed, as an operator should set it).
     pub fn start_speaker(&self, n: u8) -> Result<u32> {
         self.spawn(
             &self.names.node_ns(n),
@@ -397,6 +398,8 @@ impl NetLab {
                 "config".into(),
                 "--pod-cidr-mode".into(),
                 "advertise-and-install".into(),
+                "--pod-route-allow".into(),
+                addr::POD_NET.into(),
                 "--port".into(),
                 "7472".into(),
             ],
