@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: real BGP peers and routers (gobgpd, BIRD, FRR), iproute2
-# for network namespaces, procps and curl, ansible + ruby + jinja2 to check the Vagrant lab.
-pkgs=(gobgpd bird2 frr iproute2 procps curl ansible-core ruby python3-jinja2)
+# for network namespaces, procps and curl, ansible + ruby + jinja2 to check the Vagrant lab,
+# python3-grpcio for the BGP benchmark script's smoke test (it polls gobgpd's gRPC API).
+pkgs=(gobgpd bird2 frr iproute2 procps curl ansible-core ruby python3-jinja2 python3-grpcio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
