@@ -142,6 +142,11 @@ def _varint(b, i):
             return v, i
 
 
+def _field(b, number):
+    """The values of field `number` of a protobuf message (all of them, for repeated)."""
+    return (v for n, v in _fields(b) if n == number)
+
+
 def _fields(b):
     """Top-level fields of a protobuf message: yields (number, value); value is an int
     for varints and bytes for length-delimited fields (fixed-width ones are skipped)."""
@@ -183,16 +188,10 @@ class ReceiverPoll:
         """(established, accepted) for the sender."""
         est, accepted = False, 0
         for resp in self.list_peer(self.request, timeout=5):
-            for num, peer in _fields(resp):
-                if num != 1:
-                    continue
-                for pn, pv in _fields(peer):
-                    if pn == 5:
-                        est = est or any(n == 13 and v == 6 for n, v in _fields(pv))
-                    elif pn == 10:
-                        for an, av in _fields(pv):
-                            if an == 3:
-                                accepted += sum(v for n, v in _fields(av) if n == 4)
+            for peer in _field(resp, 1):
+                est = est or any(v == 6 for st in _field(peer, 5) for v in _field(st, 13))
+                accepted += sum(v for afi in _field(peer, 10) for st in _field(afi, 3)
+                                for v in _field(st, 4))
         return est, accepted
 
     def wait(self, pred, since, what, timeout=120):
@@ -267,12 +266,12 @@ class WireWatch:
                 raise RuntimeError("sender never became Established")
             return self.t["keepalive"]
 
-    def times(self, timeout=10):
-        """(announce, withdraw) on the wire, once both have been seen."""
+    def arrivals(self, timeout=10):
+        """When the sender's last route and its last withdrawal reached the receiver."""
         with self.cv:
             if not self.cv.wait_for(lambda: "none" in self.t, timeout):
                 raise RuntimeError(f"wire capture saw only {sorted(self.t)}")
-            return self.t["all"] - self.t["keepalive"], self.t["none"]
+            return self.t["all"], self.t["none"]
 
 
 class Receiver:
@@ -435,7 +434,9 @@ def main():
                     cpu0 = cpu_secs(gobgp_rx.proc.pid)
                     t = fn()
                     cpu = cpu_secs(gobgp_rx.proc.pid) - cpu0
-                    wire_add, wire_none = wire.times()
+                    # t["est"] is the wire capture's KEEPALIVE (Receiver.announced).
+                    wire_all, wire_none = wire.arrivals()
+                    wire_add = wire_all - t["est"]
                     row = {"add": t["all"] - t["est"], "wd": t["gone"] - t["wd"],
                            "wire_add": wire_add, "wire_wd": wire_none - t["wd"],
                            "rss": t["rss"] / 1024, "cpu": cpu}

@@ -46,13 +46,8 @@ fn parse_rows(out: &str) -> Vec<Row> {
 fn usable() -> Result<(), String> {
     ferrolb_netns::require_root().map_err(|skip| skip.0)?;
     for tool in ["gobgpd", "gobgp", "bird", "birdc"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
-        if !found {
-            return Err(format!(
-                "{tool} not installed (apt-get install gobgpd bird2)"
-            ));
-        }
+        ferrolb_netns::check_binary(tool)
+            .map_err(|e| format!("{e} (apt-get install gobgpd bird2)"))?;
     }
     let grpc = Command::new(PYTHON)
         .args(["-c", "import grpc"])

@@ -500,12 +500,49 @@ fn netlink_errors_are_retried_not_fatal() {
     assert!(!task2.is_finished());
 }
 
+/// The daemon's pod-route installer, fed through the same channels the speaker uses.
+struct RunningInstaller {
+    learned: tokio::sync::watch::Sender<ferrolb_speaker::learned::LearnedRoutes>,
+    report: tokio::sync::watch::Receiver<Vec<ferrolb_speaker::learned::InstalledRoute>>,
+    cancel: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningInstaller {
+    fn start(rt: &tokio::runtime::Runtime, opts: PodRoutesOptions) -> RunningInstaller {
+        use ferrolb_speaker::learned::{LearnedRoutes, PodRouteFeed};
+        use tokio::sync::watch;
+
+        let (learned, learned_rx) = watch::channel(LearnedRoutes::default());
+        let (report_tx, report) = watch::channel(Vec::new());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let feed = PodRouteFeed {
+            learned: learned_rx,
+            report: report_tx,
+            cancel: cancel.clone(),
+        };
+        let task = {
+            let _enter = rt.enter();
+            ferrolb_speaker::podroutes::installer(opts)(feed)
+        };
+        RunningInstaller {
+            learned,
+            report,
+            cancel,
+            task,
+        }
+    }
+
+    /// Cancels the feed, as the daemon does at shutdown, and waits for the installer.
+    fn stop(self, rt: &tokio::runtime::Runtime) {
+        self.cancel.cancel();
+        rt.block_on(self.task).expect("installer ends on cancel");
+    }
+}
+
 #[test]
 fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
-    use ferrolb_speaker::learned::{InstalledRoute as Row, LearnedRoutes, PodRouteFeed};
-    use ferrolb_speaker::podroutes::installer;
-    use tokio::sync::watch;
-    use tokio_util::sync::CancellationToken;
+    use ferrolb_speaker::learned::{InstalledRoute as Row, LearnedRoutes};
 
     if skip() {
         return;
@@ -513,24 +550,16 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
     let t = Topo::new();
     let rt = runtime();
     let p = ours();
-    let (learned_tx, learned_rx) = watch::channel(LearnedRoutes::default());
-    let (report_tx, report_rx) = watch::channel(Vec::new());
-    let cancel = CancellationToken::new();
-    let opts = PodRoutesOptions {
-        netns: Some(t.netns_path()),
-        coalesce: Duration::from_millis(20),
-        retry_interval: Duration::from_millis(200),
-        ..Default::default()
-    };
-    let feed = PodRouteFeed {
-        learned: learned_rx,
-        report: report_tx,
-        cancel: cancel.clone(),
-    };
-    let task = {
-        let _enter = rt.enter();
-        installer(opts)(feed)
-    };
+    let inst = RunningInstaller::start(
+        &rt,
+        PodRoutesOptions {
+            netns: Some(t.netns_path()),
+            coalesce: Duration::from_millis(20),
+            retry_interval: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let (learned_tx, report_rx) = (&inst.learned, &inst.report);
 
     let pod3 = net("10.244.3.0/24");
     let own = net("10.244.1.0/24");
@@ -589,8 +618,7 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
         .insert(pod3, [(ip("10.1.0.1"), ip("10.1.0.1"))].into());
     learned_tx.send_replace(table);
     t.wait_routes("route back", pod3, &p, |rs| rs.len() == 1);
-    cancel.cancel();
-    rt.block_on(task).expect("installer ends on cancel");
+    inst.stop(&rt);
     assert!(ours_for(&t, pod3).is_empty(), "shutdown removes our routes");
 }
 
@@ -681,10 +709,7 @@ fn ecmp_route_goes_in_over_the_usable_next_hops_and_recovers() {
 fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
     use clap::Parser;
     use ferrolb_speaker::cli::Cli;
-    use ferrolb_speaker::learned::{LearnedRoutes, PodRouteFeed};
-    use ferrolb_speaker::podroutes::installer;
-    use tokio::sync::watch;
-    use tokio_util::sync::CancellationToken;
+    use ferrolb_speaker::learned::LearnedRoutes;
 
     if skip() {
         return;
@@ -702,23 +727,14 @@ fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
         "10.244.0.0/16,fd00:10:244::/56",
     ])
     .expect("flags");
-    let opts = PodRoutesOptions {
-        netns: Some(t.netns_path()),
-        coalesce: Duration::from_millis(20),
-        ..cli.pod_routes_options()
-    };
-    let (learned_tx, learned_rx) = watch::channel(LearnedRoutes::default());
-    let (report_tx, _report_rx) = watch::channel(Vec::new());
-    let cancel = CancellationToken::new();
-    let feed = PodRouteFeed {
-        learned: learned_rx,
-        report: report_tx,
-        cancel: cancel.clone(),
-    };
-    let task = {
-        let _enter = rt.enter();
-        installer(opts)(feed)
-    };
+    let inst = RunningInstaller::start(
+        &rt,
+        PodRoutesOptions {
+            netns: Some(t.netns_path()),
+            coalesce: Duration::from_millis(20),
+            ..cli.pod_routes_options()
+        },
+    );
 
     let pod = net("10.244.3.0/24");
     let leaked = net("192.0.2.0/24");
@@ -733,7 +749,7 @@ fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
     ] {
         table.routes.insert(prefix, [(ip(nh), ip(nh))].into());
     }
-    learned_tx.send_replace(table);
+    inst.learned.send_replace(table);
 
     // One pass handles the whole table: once the allowed routes are in, the others were
     // considered too.
@@ -748,8 +764,7 @@ fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
         "2001:db8::/48 is outside the allow-list"
     );
 
-    cancel.cancel();
-    rt.block_on(task).expect("installer ends on cancel");
+    inst.stop(&rt);
     assert!(ours_for(&t, pod).is_empty(), "shutdown removes our routes");
 }
 
