@@ -40,6 +40,7 @@ mod error;
 mod fields;
 mod manifest;
 mod model;
+pub mod rules;
 mod selector;
 mod yaml;
 
