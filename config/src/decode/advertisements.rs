@@ -6,7 +6,7 @@ use crate::error::Diagnostics;
 use crate::fields::{child, integer, item, list, read_map, string};
 use crate::model::{BgpAdvertisement, Community};
 use crate::rules::{self, Spelling};
-use crate::yaml::Node;
+use crate::yaml::{Kind, Node};
 
 const ADVERTISEMENT_KEYS: &[&str] = &[
     "aggregation-length",
@@ -35,6 +35,9 @@ pub(super) fn decode_advertisement(
     addresses: &[Entry],
     refs: &Refs<'_>,
 ) -> Option<(BgpAdvertisement, RawAdvertisement)> {
+    if matches!(node.kind, Kind::Null) {
+        return Some((BgpAdvertisement::default(), RawAdvertisement::default()));
+    }
     let f = read_map(d, node, p, ADVERTISEMENT_KEYS)?;
     let errors_before = d.errors.len();
     let mut ad = BgpAdvertisement::default();

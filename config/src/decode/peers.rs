@@ -53,6 +53,16 @@ pub(super) fn decode_peers(
             );
             continue;
         }
+        if let Some(Err(reason)) = out
+            .iter()
+            .find(|(_, other)| other.address == peer.address)
+            .map(|(j, other)| {
+                rules::one_port_per_address(peer.address, peer.port, &item(path, *j), other.port)
+            })
+        {
+            d.error(&p, entry.line, reason);
+            continue;
+        }
         out.push((i, peer));
     }
     out.into_iter().map(|(_, p)| p).collect()

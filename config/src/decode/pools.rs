@@ -181,6 +181,18 @@ pub(super) fn decode_pools(
                         else {
                             continue;
                         };
+                        // MetalLB compares advertisements as written and rejects two equal ones.
+                        if let Some((_, first)) = raws.iter().find(|(r, _)| *r == raw) {
+                            d.error(
+                                &ap,
+                                ad.line,
+                                format!(
+                                    "identical to {first}; an advertisement may be listed only \
+                                     once (MetalLB rejects this too)"
+                                ),
+                            );
+                            continue;
+                        }
                         raws.push((raw, ap));
                         advertisements.push(a);
                     }
