@@ -15,7 +15,9 @@
 //! - `externalTrafficPolicy: Local`: only with a usable endpoint on this node;
 //!   `Cluster`: with a usable endpoint anywhere;
 //! - a usable endpoint is `ready` true or unset, or `serving` (true or unset) when the Service
-//!   publishes not-ready addresses;
+//!   publishes not-ready addresses; an address that is not usable in any endpoint (e.g. ready
+//!   in one EndpointSlice, not ready in another) is not usable at all: not-ready wins per
+//!   address, as in MetalLB's `hasHealthyEndpoint`;
 //! - each IP becomes one prefix per `bgp-advertisements` entry of its pool, masked to the
 //!   aggregation length, with the advertisement's communities; LOCAL_PREF only towards iBGP
 //!   peers; an IP outside every pool is not announced and is reported as a problem;
@@ -93,6 +95,8 @@ pub enum TrafficPolicy {
 pub struct EndpointView {
     /// `nodeName` of the endpoint.
     pub node_name: Option<String>,
+    /// `addresses` of the endpoint (the key of the not-ready-wins rule).
+    pub addresses: Vec<String>,
     /// `conditions.ready`.
     pub ready: Option<bool>,
     /// `conditions.serving`.
@@ -201,15 +205,52 @@ fn endpoint_usable(ep: &EndpointView, publish_not_ready: bool) -> bool {
     ep.ready != Some(false) || (publish_not_ready && ep.serving != Some(false))
 }
 
+/// Whether some address of these endpoints is usable everywhere it appears. An address
+/// listed by several endpoints (several EndpointSlices) counts only if every listing is
+/// usable: not-ready wins, as in MetalLB. An endpoint without addresses (never sent by the
+/// API server) counts on its own.
+fn any_usable_address<'a>(
+    endpoints: impl Iterator<Item = &'a EndpointView> + Clone,
+    publish_not_ready: bool,
+) -> bool {
+    if endpoints
+        .clone()
+        .all(|ep| endpoint_usable(ep, publish_not_ready))
+    {
+        // Common case, no allocation: nothing is unusable.
+        return endpoints.clone().next().is_some();
+    }
+    let mut by_address: BTreeMap<&str, bool> = BTreeMap::new();
+    for ep in endpoints {
+        let usable = endpoint_usable(ep, publish_not_ready);
+        if ep.addresses.is_empty() {
+            if usable {
+                return true;
+            }
+            continue;
+        }
+        for a in &ep.addresses {
+            let seen = by_address.entry(a.as_str()).or_insert(usable);
+            *seen &= usable;
+        }
+    }
+    by_address.values().any(|usable| *usable)
+}
+
 /// Whether this node should announce the Service's IPs, by traffic policy and endpoints.
+/// `Local` needs a usable address on this node and (as MetalLB checks both) one anywhere.
 pub fn service_announced_here(svc: &ServiceView, node_name: &str) -> bool {
-    let mut usable = svc
-        .endpoints
-        .iter()
-        .filter(|ep| endpoint_usable(ep, svc.publish_not_ready));
+    let pnr = svc.publish_not_ready;
+    let anywhere = any_usable_address(svc.endpoints.iter(), pnr);
     match svc.traffic_policy {
-        TrafficPolicy::Cluster => usable.next().is_some(),
-        TrafficPolicy::Local => usable.any(|ep| ep.node_name.as_deref() == Some(node_name)),
+        TrafficPolicy::Cluster => anywhere,
+        TrafficPolicy::Local => {
+            let here = svc
+                .endpoints
+                .iter()
+                .filter(|ep| ep.node_name.as_deref() == Some(node_name));
+            anywhere && any_usable_address(here, pnr)
+        }
     }
 }
 
@@ -376,8 +417,17 @@ address-pools:
     fn ep(node: &str, ready: Option<bool>, serving: Option<bool>) -> EndpointView {
         EndpointView {
             node_name: Some(node.into()),
+            addresses: Vec::new(),
             ready,
             serving,
+        }
+    }
+
+    /// An endpoint with its address, as every EndpointSlice endpoint has.
+    fn ep_at(node: &str, address: &str, ready: bool) -> EndpointView {
+        EndpointView {
+            addresses: vec![address.into()],
+            ..ep(node, Some(ready), None)
         }
     }
 
@@ -482,6 +532,52 @@ address-pools:
                     &["172.17.254.1"],
                     Local,
                     vec![ep("node-1", None, None)],
+                )],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "local: one address ready in one slice, not ready in another: nothing",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    vec![
+                        ep_at("node-1", "10.244.1.5", true),
+                        ep_at("node-1", "10.244.1.5", false),
+                    ],
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "cluster: the not-ready listing wins whichever slice comes first",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Cluster,
+                    vec![
+                        ep_at("node-2", "10.244.2.5", false),
+                        ep_at("node-2", "10.244.2.5", true),
+                    ],
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "local: one address not ready, another ready here: announced",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    vec![
+                        ep_at("node-1", "10.244.1.5", true),
+                        ep_at("node-1", "10.244.1.5", false),
+                        ep_at("node-1", "10.244.1.6", true),
+                    ],
                 )],
                 opts: Options::default(),
                 want: ONE_V4,
