@@ -20,7 +20,9 @@
 //!   address, as in MetalLB's `hasHealthyEndpoint`;
 //! - each IP becomes one prefix per `bgp-advertisements` entry of its pool, masked to the
 //!   aggregation length, with the advertisement's communities; LOCAL_PREF only towards iBGP
-//!   peers; an IP outside every pool is not announced and is reported as a problem;
+//!   peers, and there 0 when the advertisement sets none (what MetalLB's native speaker
+//!   sends, so routers rank MetalLB and ferrolb nodes equally during a migration); an IP
+//!   outside every pool is not announced and is reported as a problem;
 //! - pod CIDRs (`--pod-cidr-mode` advertise or advertise-and-install) go to every selected
 //!   peer, without communities, whatever the exclusion label says: pods on an excluded node
 //!   still need to be reachable.
@@ -164,7 +166,7 @@ pub enum Origin {
 pub struct Advert {
     /// Standard and large communities, sorted, no duplicates.
     pub communities: BTreeSet<Community>,
-    /// LOCAL_PREF (iBGP peers only).
+    /// LOCAL_PREF (iBGP peers only; for a Service 0 unless the advertisement sets one).
     pub local_pref: Option<u32>,
     /// What the prefix stands for.
     pub origin: Origin,
@@ -328,7 +330,7 @@ pub fn decide(
                     };
                     let advert = Advert {
                         communities: adv.communities.iter().copied().collect(),
-                        local_pref: if peer.is_ibgp() { adv.local_pref } else { None },
+                        local_pref: peer.is_ibgp().then(|| adv.local_pref.unwrap_or(0)),
                         origin: origin.clone(),
                     };
                     merge(table, aggregate(*ip, len), advert);
@@ -696,11 +698,11 @@ address-pools:
                     "172.17.0.1:179 198.51.100.9/32 [] lp=-",
                     "172.17.0.1:179 2001:db8::/64 [64512:7] lp=-",
                     "172.17.0.1:179 2001:db8::9/128 [] lp=-",
-                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=-",
-                    "172.17.0.2:179 198.51.100.7/32 [] lp=-",
-                    "172.17.0.2:179 198.51.100.9/32 [] lp=-",
-                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=-",
-                    "172.17.0.2:179 2001:db8::9/128 [] lp=-",
+                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=0",
+                    "172.17.0.2:179 198.51.100.7/32 [] lp=0",
+                    "172.17.0.2:179 198.51.100.9/32 [] lp=0",
+                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=0",
+                    "172.17.0.2:179 2001:db8::9/128 [] lp=0",
                 ],
             },
             Case {
