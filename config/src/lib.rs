@@ -44,7 +44,7 @@ pub mod rules;
 mod selector;
 mod yaml;
 
-pub use error::{ConfigError, ConfigErrors, Line, Warning};
+pub use error::{ConfigError, ConfigErrors, Line, ObjectRef, Warning};
 pub use manifest::{check_config_file, check_config_text, parse_configmap_manifest};
 pub use model::*;
 pub use selector::{LabelRequirement, NodeSelector, SelectorOperator, any_matches};

@@ -270,6 +270,7 @@ address-pools:
                 Community::Standard((1 << 16) | 2),
                 Community::Large(1, 2, 3),
             ],
+            ..BgpAdvertisement::default()
         }
     );
     assert_eq!(

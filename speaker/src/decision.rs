@@ -18,11 +18,14 @@
 //!   publishes not-ready addresses; an address that is not usable in any endpoint (e.g. ready
 //!   in one EndpointSlice, not ready in another) is not usable at all: not-ready wins per
 //!   address, as in MetalLB's `hasHealthyEndpoint`;
-//! - each IP becomes one prefix per `bgp-advertisements` entry of its pool, masked to the
+//! - each IP becomes one prefix per advertisement of its pool, masked to the
 //!   aggregation length, with the advertisement's communities; LOCAL_PREF only towards iBGP
 //!   peers, and there 0 when the advertisement sets none (what MetalLB's native speaker
 //!   sends, so routers rank MetalLB and ferrolb nodes equally during a migration); an IP
-//!   outside every pool is not announced and is reported as a problem;
+//!   outside every pool is not announced and is reported as a problem; advertisements from
+//!   CRs may name their peers (`peers`) and nodes (`nodeSelectors`): they go only to those
+//!   peers, only from those nodes, and an IP none of whose advertisements takes this node
+//!   (a pool no BGPAdvertisement selects, say) is not announced from it;
 //! - pod CIDRs (`--pod-cidr-mode` advertise or advertise-and-install) go to every selected
 //!   peer, without communities, whatever the exclusion label says: pods on an excluded node
 //!   still need to be reachable.
@@ -315,6 +318,13 @@ pub fn decide(
                 Some(pool) => wanted.push((*ip, pool)),
             }
         }
+        // Only the advertisements whose node selectors take this node (CRs; a ConfigMap's
+        // always do). An IP with none is not announced from here.
+        wanted.retain(|(_, pool)| {
+            pool.bgp_advertisements
+                .iter()
+                .any(|a| a.selects_node(&node.labels))
+        });
         if wanted.is_empty() || !node_ok || !service_announced_here(svc, &node.name) {
             continue;
         }
@@ -322,7 +332,11 @@ pub fn decide(
         for peer in &peers {
             let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
             for (ip, pool) in &wanted {
-                for adv in &pool.bgp_advertisements {
+                let ads = pool
+                    .bgp_advertisements
+                    .iter()
+                    .filter(|a| a.selects_node(&node.labels) && a.selects_peer(peer));
+                for adv in ads {
                     let len = if ip.is_ipv4() {
                         adv.aggregation_length
                     } else {
@@ -798,6 +812,94 @@ address-pools:
                     .into(),
             }]
         );
+    }
+
+    #[test]
+    fn advertisements_from_crs_pick_their_peers_and_nodes() {
+        use ferrolb_config::{BgpAdvertisement, NodeSelector};
+        let mut config = config();
+        config.peers[0].name = Some("ebgp".into());
+        config.peers[1].name = Some("ibgp".into());
+        config.pools[0].bgp_advertisements = vec![
+            BgpAdvertisement {
+                peers: vec!["ibgp".into()],
+                local_pref: Some(300),
+                ..BgpAdvertisement::default()
+            },
+            BgpAdvertisement {
+                node_selectors: vec![NodeSelector {
+                    match_labels: BTreeMap::from([("rack".into(), "r2".into())]),
+                    ..NodeSelector::default()
+                }],
+                communities: vec![Community::Standard(7)],
+                ..BgpAdvertisement::default()
+            },
+        ];
+        // A pool that no advertisement selects (CRs): allocated, never announced.
+        config.pools[1].bgp_advertisements.clear();
+        let services = vec![
+            svc(
+                "ns/a",
+                &["172.17.254.1"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+            svc(
+                "ns/b",
+                &["198.51.100.7"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 -",
+                "172.17.0.2:179 172.17.254.1/32 [] lp=300",
+            ]
+        );
+        assert_eq!(
+            d.announced_services.keys().collect::<Vec<_>>(),
+            vec!["ns/a"]
+        );
+        let d = decide(
+            &config,
+            &node(&[("rack", "r2")]),
+            &services,
+            &Options::default(),
+        );
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 172.17.254.1/32 [0:7] lp=-",
+                "172.17.0.2:179 172.17.254.1/32 [0:7] lp=300",
+            ]
+        );
+        // Only the advertisement for ibgp, and this node is not in rack r2: ebgp gets
+        // nothing, the Service is still announced (to ibgp).
+        config.pools[0].bgp_advertisements.truncate(1);
+        let d = decide(
+            &config,
+            &node(&[("rack", "r2")]),
+            &services,
+            &Options::default(),
+        );
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 -",
+                "172.17.0.2:179 172.17.254.1/32 [] lp=300"
+            ]
+        );
+        // No advertisement takes this node: not announced, not listed.
+        config.pools[0].bgp_advertisements[0].node_selectors = vec![NodeSelector {
+            match_labels: BTreeMap::from([("rack".into(), "r9".into())]),
+            ..NodeSelector::default()
+        }];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(render(&d), PEERS_NONE);
+        assert!(d.announced_services.is_empty());
     }
 
     #[test]

@@ -173,6 +173,9 @@ fn decode_peer(d: &mut Diagnostics, entry: &Node, p: &str, refs: &Refs<'_>) -> O
         password,
         bfd_profile: bfd_profile?,
         ebgp_multihop,
+        name: None,
+        password_secret: None,
+        graceful_restart: false,
     })
 }
 

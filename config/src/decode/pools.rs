@@ -217,6 +217,7 @@ pub(super) fn decode_pools(
             auto_assign,
             avoid_buggy_ips,
             bgp_advertisements: advertisements,
+            service_allocation: None,
         });
     }
     out
