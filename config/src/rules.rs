@@ -72,7 +72,7 @@ impl Spelling {
         peer_asn: "peerASN",
         my_asn: "myASN",
         ebgp_multihop: "ebgpMultiHop",
-        aliases: "Community resources",
+        aliases: "the Community kind",
         peers: "BGPPeers",
     };
 }
@@ -233,6 +233,54 @@ pub fn address_entry(text: &str) -> Result<ParsedEntry, String> {
 /// "of pool \"x\"".
 pub fn overlap(text: &str, other_text: &str, other_path: &str, whose: &str) -> String {
     format!("{text:?} overlaps {other_text:?} ({other_path}, {whose})")
+}
+
+/// The address entries of every pool so far, to find overlaps within and across pools.
+#[derive(Debug, Default)]
+pub struct SeenAddresses {
+    seen: Vec<SeenAddress>,
+}
+
+#[derive(Debug)]
+struct SeenAddress {
+    range: AddressRange,
+    text: String,
+    path: String,
+    pool: String,
+}
+
+impl SeenAddresses {
+    /// Checks one entry of `pool` against every earlier one and remembers it: one reason per
+    /// overlap. `name_pool` says how another pool is named in a reason (`pool "x"`).
+    pub fn add(
+        &mut self,
+        range: AddressRange,
+        text: &str,
+        path: &str,
+        pool: &str,
+        name_pool: impl Fn(&str) -> String,
+    ) -> Vec<String> {
+        let reasons = self
+            .seen
+            .iter()
+            .filter(|other| range.overlaps(&other.range))
+            .map(|other| {
+                let whose = if other.pool == pool {
+                    "of the same pool".to_string()
+                } else {
+                    format!("of {}", name_pool(&other.pool))
+                };
+                overlap(text, &other.text, &other.path, &whose)
+            })
+            .collect();
+        self.seen.push(SeenAddress {
+            range,
+            text: text.to_string(),
+            path: path.to_string(),
+            pool: pool.to_string(),
+        });
+        reasons
+    }
 }
 
 /// An aggregation length against the entries of the family it applies to: shorter than an

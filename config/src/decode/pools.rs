@@ -18,14 +18,6 @@ const POOL_KEYS: &[&str] = &[
     "bgp-advertisements",
 ];
 
-/// One address entry that parsed, remembered for the overlap check.
-struct SeenAddress {
-    path: String,
-    text: String,
-    pool: String,
-    range: AddressRange,
-}
-
 /// One entry of a pool's `addresses`, as the advertisements check it.
 pub(super) struct Entry {
     pub range: AddressRange,
@@ -42,7 +34,7 @@ pub(super) fn decode_pools(
 ) -> Vec<Pool> {
     let mut out: Vec<Pool> = Vec::new();
     let mut names: Vec<(String, String)> = Vec::new(); // (name, path of its name)
-    let mut seen: Vec<SeenAddress> = Vec::new();
+    let mut seen = rules::SeenAddresses::default();
     let Some(items) = list(d, node, path) else {
         return out;
     };
@@ -134,26 +126,11 @@ pub(super) fn decode_pools(
         // Overlaps within this pool and with every earlier pool.
         let pool_label = name.clone().unwrap_or_else(|| p.clone());
         for e in &addresses {
-            for other in &seen {
-                if e.range.overlaps(&other.range) {
-                    let whose = if other.pool == pool_label {
-                        "of the same pool".to_string()
-                    } else {
-                        format!("of pool {:?}", other.pool)
-                    };
-                    d.error(
-                        &e.path,
-                        e.line,
-                        rules::overlap(&e.text, &other.text, &other.path, &whose),
-                    );
-                }
+            for reason in seen.add(e.range, &e.text, &e.path, &pool_label, |o| {
+                format!("pool {o:?}")
+            }) {
+                d.error(&e.path, e.line, reason);
             }
-            seen.push(SeenAddress {
-                path: e.path.clone(),
-                text: e.text.clone(),
-                pool: pool_label.clone(),
-                range: e.range,
-            });
         }
 
         let auto_assign = opt_bool(d, &f, &p, "auto-assign").unwrap_or(true);
