@@ -1,5 +1,6 @@
 //! ferrolb-crds: MetalLB's `metallb.io` custom resources.
 pub mod manifests;
+pub mod migrate;
 pub mod resources;
 pub mod status;
 pub mod to_model;
