@@ -5,10 +5,14 @@
 //! - `nullable: true`, which the derive puts on every `Option` field, is dropped: MetalLB's
 //!   schemas have none, so an explicit `null` is pruned and the field's default applies;
 //!   so is schemars' root `title`;
-//! - kinds whose `spec` MetalLB does not require (every kind but `IPAddressPool`) get `spec`
-//!   out of the root `required` list and `default: {}`: MetalLB's own documentation applies a
-//!   `BGPAdvertisement` with no spec at all ("advertise every pool"), and with the default the
-//!   API server hands such an object back with an (empty) spec, which the typed structs need.
+//! - kinds whose spec may be empty (`BGPAdvertisement`, `L2Advertisement`, `BFDProfile`,
+//!   `Community`) get `spec` out of the root `required` list and `default: {}`: MetalLB's own
+//!   documentation applies a `BGPAdvertisement` with no spec at all ("advertise every
+//!   pool"), and with the default the API server hands such an object back with an (empty)
+//!   spec, which the typed structs need. `IPAddressPool` requires its spec, as in MetalLB;
+//!   so does `BGPPeer` here (MetalLB's schema does not, its controller then refuses the peer:
+//!   "missing local ASN"; a default `{}` is not possible, the API server refuses a default
+//!   that lacks the required `myASN`).
 //!
 //! `manifests/crds/` holds the output (one file per CRD, MetalLB's file names); the test
 //! `tests/manifests.rs` fails when it is stale, and
@@ -41,7 +45,7 @@ fn build() -> Vec<CrdManifest> {
     [
         (BGPAdvertisement::crd(), false),
         (BFDProfile::crd(), false),
-        (BGPPeer::crd(), false),
+        (BGPPeer::crd(), true),
         (Community::crd(), false),
         (IPAddressPool::crd(), true),
         (L2Advertisement::crd(), false),
