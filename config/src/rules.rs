@@ -51,9 +51,6 @@ pub struct Spelling {
     pub ebgp_multihop: &'static str,
     /// Where community aliases are defined.
     pub aliases: &'static str,
-    /// How a peer entry is named in "also ..." notes (`peers[0]`, `BGPPeer/a`) is up to the
-    /// caller; this is the noun for the list of peers.
-    pub peers: &'static str,
 }
 
 impl Spelling {
@@ -64,7 +61,6 @@ impl Spelling {
         my_asn: "my-asn",
         ebgp_multihop: "ebgp-multihop",
         aliases: "bgp-communities",
-        peers: "peers",
     };
     /// MetalLB's CRD field names (`metallb.io` v1beta1 / v1beta2).
     pub const CRD: Spelling = Spelling {
@@ -73,7 +69,6 @@ impl Spelling {
         my_asn: "myASN",
         ebgp_multihop: "ebgpMultiHop",
         aliases: "the Community kind",
-        peers: "BGPPeers",
     };
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use ferrolb_crds::IPAddressPool;
 use ferrolb_crds::resources::parse_resources;
 use ferrolb_crds::to_model::{Resources, to_config};
 use support::outcome;
@@ -692,5 +693,51 @@ fn v1beta1_bgp_peer_in_a_file_is_read_as_v1beta2() {
         warnings[0].to_string(),
         "BGPPeer/old apiVersion: metallb.io/v1beta1 BGPPeer is deprecated and not served by \
          ferrolb's CRD; read as metallb.io/v1beta2 (same fields)"
+    );
+}
+
+#[test]
+fn same_session_twice_warns_and_advertisement_without_nodes_warns() {
+    let text = format!(
+        "{}{}{}{}",
+        peer("a", PEER_A),
+        peer("b", PEER_A),
+        pool("p", "  addresses: [10.0.0.0/24]\n"),
+        ad("x", "  nodeSelectors:\n  - matchLabels: {rack: r9}\n")
+    );
+    assert_eq!(
+        with_nodes(&text, &[("n1", &[("rack", "r1")])]),
+        [
+            "peer a 10.0.0.1:179 as 64512->64513 hold 90s keepalive 30s",
+            "peer b 10.0.0.1:179 as 64512->64513 hold 90s keepalive 30s",
+            "pool p bgp [10.0.0.0/24]",
+            "  ad /32 /128 node-selectors 1",
+            "warning: BGPAdvertisement/x spec.nodeSelectors: select no node: no node announces \
+             this advertisement",
+            "warning: BGPPeer/b: the same session as BGPPeer/a: one BGP session is made for both",
+        ]
+    );
+}
+
+#[test]
+fn objects_without_a_name_or_with_the_same_name_are_errors() {
+    let mut r = resources(&format!(
+        "{}{}",
+        pool("a", "  addresses: [10.0.0.0/24]\n"),
+        pool("a", "  addresses: [10.0.1.0/24]\n")
+    ));
+    r.pools.push(IPAddressPool {
+        metadata: Default::default(),
+        spec: r.pools[0].spec.clone(),
+        status: None,
+    });
+    assert_eq!(
+        outcome(&to_config(&r)),
+        [
+            "error: IPAddressPool/ metadata.name: required",
+            "error: IPAddressPool/a metadata.name: another IPAddressPool has this name",
+            "warning: IPAddressPool/a: no BGPAdvertisement selects this pool: its addresses are \
+             assigned to Services but not announced",
+        ]
     );
 }
