@@ -636,6 +636,8 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
             ("", &["services"], &["patch"]),
             ("", &["services/status"], &["patch"]),
             ("", &["events"], EVENTS),
+            // Namespace labels for serviceAllocation.namespaceSelectors (k8s/namespaces.rs).
+            ("", &["namespaces"], READ),
         ])
     );
     assert_eq!(

@@ -543,9 +543,10 @@ impl Allocator {
         if !family_ok {
             return false;
         }
+        // The same addresses as requested, as sets: `10.0.0.1,10.0.0.1` asks for one address.
         if !request.requested_ips.is_empty()
-            && (request.requested_ips.len() != ips.len()
-                || !request.requested_ips.iter().all(|r| ips.contains(r)))
+            && (!request.requested_ips.iter().all(|r| ips.contains(r))
+                || !ips.iter().all(|ip| request.requested_ips.contains(ip)))
         {
             return false;
         }

@@ -209,7 +209,14 @@ impl Driver {
 
     /// Start deciding once we lead, have every Service, and have a configuration.
     fn maybe_activate(&mut self) {
-        let synced = self.svc_synced && self.cm_synced && self.namespaces.synced;
+        // Namespace labels are waited for only when a pool selects namespaces by label, so a
+        // cluster whose RBAC predates the Namespace watch keeps working with other configs.
+        let needs_namespaces = self
+            .pools
+            .as_ref()
+            .is_some_and(PoolSet::uses_namespace_selectors);
+        let synced =
+            self.svc_synced && self.cm_synced && (self.namespaces.synced || !needs_namespaces);
         self.health.synced.store(synced, Ordering::Relaxed);
         if self.rec.is_some() || !synced || !self.leader.is_leader() {
             return;
