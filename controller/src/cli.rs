@@ -71,6 +71,13 @@ pub enum Command {
         /// The YAML file to check.
         file: PathBuf,
     },
+    /// Print the metallb.io custom resources equivalent to a MetalLB 0.12 configuration (a
+    /// ConfigMap manifest or the YAML of its `config` key), as MetalLB's `configmaptocrs`
+    /// does. Errors (as check-config reports them) on stderr, exit non-zero.
+    ConvertConfig {
+        /// The ConfigMap file to convert.
+        file: PathBuf,
+    },
 }
 
 /// `--log-format`; shared with the other daemon.
