@@ -67,6 +67,25 @@ pub struct Cli {
         value_name = "CIDR"
     )]
     pub pod_route_allow: Vec<IpNet>,
+    /// Most prefixes accepted from one BGP peer (RFC 4486): over it the session ends with
+    /// Cease 6/1, the peer's routes are removed and it is reconnected only after 5
+    /// minutes; a warning is logged at 80 %. 0: no limit.
+    #[arg(
+        long = "max-prefixes",
+        env = "FERROLB_MAX_PREFIXES",
+        default_value_t = crate::options::DEFAULT_MAX_PREFIXES
+    )]
+    pub max_prefixes: u32,
+    /// With `advertise-and-install`: how long (seconds) a restarted speaker keeps the pod
+    /// routes its predecessor left in the kernel while its sessions deliver their tables;
+    /// what is still not wanted then (or once every peer sent End-of-RIB) is removed.
+    #[arg(
+        long = "pod-route-settle",
+        env = "FERROLB_POD_ROUTE_SETTLE",
+        value_name = "SECONDS",
+        default_value_t = crate::podroutes::DEFAULT_SETTLE.as_secs()
+    )]
+    pub pod_route_settle: u64,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -106,6 +125,7 @@ impl Cli {
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
         o.listen = Some(SocketAddr::new(self.host, self.port));
+        o.max_prefixes = (self.max_prefixes > 0).then_some(self.max_prefixes);
         o
     }
 
@@ -115,6 +135,9 @@ impl Cli {
             policy: InstallPolicy {
                 allow: (!self.pod_route_allow.is_empty()).then(|| self.pod_route_allow.clone()),
             },
+            // A restarted speaker adopts its predecessor's routes while its sessions
+            // deliver their tables.
+            settle: Some(std::time::Duration::from_secs(self.pod_route_settle)),
             ..PodRoutesOptions::default()
         }
     }

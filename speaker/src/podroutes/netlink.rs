@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -43,6 +43,10 @@ pub const DEFAULT_METRIC: u32 = 2000;
 
 /// The main routing table.
 const MAIN_TABLE: u32 = RouteHeader::RT_TABLE_MAIN as u32;
+
+/// Kernel requests in flight at once on the netlink socket: a large table goes in at
+/// kernel speed instead of one round trip per route.
+pub const PIPELINE: usize = 128;
 
 /// ESRCH: the route to delete is already gone.
 const ESRCH: i32 = 3;
@@ -197,7 +201,14 @@ impl KernelRoutes {
 
     /// Every address configured on this namespace's interfaces.
     pub async fn local_addresses(&self) -> Result<BTreeSet<IpAddr>, NetlinkError> {
+        Ok(self.addresses().await?.0)
+    }
+
+    /// This namespace's addresses, and the subnets they connect it to (each address with
+    /// its prefix length).
+    pub async fn addresses(&self) -> Result<(BTreeSet<IpAddr>, BTreeSet<IpNet>), NetlinkError> {
         let mut out = BTreeSet::new();
+        let mut connected = BTreeSet::new();
         let mut stream = self.handle.address().get().execute();
         while let Some(m) = stream
             .try_next()
@@ -210,10 +221,13 @@ impl KernelRoutes {
             for a in &m.attributes {
                 if let AddressAttribute::Address(ip) | AddressAttribute::Local(ip) = a {
                     out.insert(*ip);
+                    if let Ok(n) = IpNet::new(*ip, m.header.prefix_len) {
+                        connected.insert(n.trunc());
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok((out, connected))
     }
 
     /// Creates or replaces our route for `prefix`: one gateway, or ECMP (RTA_MULTIPATH)
@@ -252,6 +266,26 @@ impl KernelRoutes {
                 source,
             }),
         }
+    }
+
+    /// Applies planned operations with up to [`PIPELINE`] requests in flight; the
+    /// results come back in the order of `ops`. Callers order dependent operations
+    /// (deletes before replaces) by calling this once per group.
+    pub async fn apply_all(&self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut in_flight = futures::stream::FuturesOrdered::new();
+        for op in ops {
+            if in_flight.len() >= PIPELINE
+                && let Some(r) = in_flight.next().await
+            {
+                out.push(r);
+            }
+            in_flight.push_back(self.apply(op));
+        }
+        while let Some(r) = in_flight.next().await {
+            out.push(r);
+        }
+        out
     }
 
     /// Applies one planned operation.
