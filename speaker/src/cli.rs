@@ -76,9 +76,10 @@ pub struct Cli {
         default_value_t = crate::options::DEFAULT_MAX_PREFIXES
     )]
     pub max_prefixes: u32,
-    /// With `advertise-and-install`: how long (seconds) a restarted speaker keeps the pod
-    /// routes its predecessor left in the kernel while its sessions deliver their tables;
-    /// what is still not wanted then (or once every peer sent End-of-RIB) is removed.
+    /// With `advertise-and-install`: a restarted speaker keeps the pod routes its
+    /// predecessor left in the kernel until every peer sent End-of-RIB or has been up for
+    /// this many seconds (four times this after the start at the latest); only what is
+    /// still not wanted then is removed.
     #[arg(
         long = "pod-route-settle",
         env = "FERROLB_POD_ROUTE_SETTLE",

@@ -54,12 +54,14 @@ pub struct LearnedBatch {
     /// Peers whose session delivered its initial table (End-of-RIB of every negotiated
     /// family, or none expected) since the last batch; their routes above are complete.
     pub synced: BTreeSet<IpAddr>,
+    /// Peers whose session became Established since the last batch.
+    pub up: BTreeSet<IpAddr>,
 }
 
 impl LearnedBatch {
     /// Nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty() && self.synced.is_empty()
+        self.routes.is_empty() && self.synced.is_empty() && self.up.is_empty()
     }
 }
 
@@ -67,6 +69,7 @@ impl LearnedBatch {
 struct Pending {
     routes: HashMap<(IpAddr, IpNet), Option<IpAddr>>,
     synced: BTreeSet<IpAddr>,
+    up: BTreeSet<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -157,6 +160,12 @@ impl LearnedSender {
         self.shared.data.notify_one();
     }
 
+    /// `peer`'s session is Established (its routes start arriving).
+    pub fn up(&self, peer: IpAddr) {
+        self.shared.lock().up.insert(peer);
+        self.shared.data.notify_one();
+    }
+
     /// Shorthand: `peer` offers `prefix` via `next_hop`.
     pub fn learned(&self, peer: IpAddr, prefix: IpNet, next_hop: IpAddr) {
         self.send(LearnedRoute {
@@ -218,6 +227,7 @@ impl LearnedReceiver {
         LearnedBatch {
             routes,
             synced: pending.synced,
+            up: pending.up,
         }
     }
 

@@ -561,6 +561,9 @@ impl PeerTask {
             s.status.local_address = Some(local);
             s.status.last_error = None;
         });
+        if let Some(sink) = &self.learned {
+            sink.up(self.peer());
+        }
         self.send_initial_table();
     }
 

@@ -22,7 +22,8 @@
 //!    it would also capture any LoadBalancer IP inside it that this node does not route
 //!    locally, so we do not install it at all;
 //! 4. it is **unsafe** in any mode ([`super::rules`]): a martian, overlapping a connected
-//!    subnet, covering a BGP peer's or the node's own address;
+//!    subnet, covering a BGP peer's or the node's own address (checked right after the
+//!    default route, so that the most telling reason is the one reported);
 //! 5. no **usable next hop** remains after dropping next hops that are one of this node's
 //!    own addresses (our own announcement reflected back), unspecified, loopback,
 //!    multicast, broadcast, 240/4, link-local, or of the other address family (IPv4
@@ -242,6 +243,8 @@ pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolic
     for (prefix, offered) in learned.candidates() {
         let skip = if prefix.prefix_len() == 0 {
             Some(SkipReason::DefaultRoute)
+        } else if let Some(u) = facts.unsafe_prefix(&prefix) {
+            Some(SkipReason::Unsafe(u))
         } else if let Some(allow) = &allow {
             allow
                 .covering(&prefix)
@@ -254,9 +257,7 @@ pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolic
         } else {
             None
         };
-        let skip = skip
-            .or_else(|| excluded.overlapping(&prefix).map(SkipReason::Excluded))
-            .or_else(|| facts.unsafe_prefix(&prefix).map(SkipReason::Unsafe));
+        let skip = skip.or_else(|| excluded.overlapping(&prefix).map(SkipReason::Excluded));
         if let Some(reason) = skip {
             out.skipped.insert(prefix, reason);
             continue;
@@ -630,7 +631,7 @@ mod tests {
             vec![
                 ("10.244.3.0/24".to_string(), "no_usable_next_hop"),
                 ("127.0.0.0/8".to_string(), "martian"),
-                ("172.17.0.2/32".to_string(), "not_a_pod_cidr"),
+                ("172.17.0.2/32".to_string(), "connected_subnet"),
                 ("192.0.2.0/24".to_string(), "not_a_pod_cidr"),
             ]
         );

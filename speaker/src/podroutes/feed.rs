@@ -100,6 +100,7 @@ fn push(
         pod_cidrs: Some(node_pod_cidrs.clone().unwrap_or_default()),
         peers: ctx.peers.clone(),
         expected_peers: ctx.peers_known.then(|| ctx.peers.clone()),
+        complete: ctx.peers_known && node_pod_cidrs.is_some(),
     });
 }
 

@@ -52,8 +52,9 @@ pub use netlink::{DEFAULT_METRIC, KernelRoutes, NetlinkError, ROUTE_PROTOCOL};
 /// Pending learned-route changes before the BGP sessions stop reading their sockets.
 pub const FEED_CAPACITY: usize = 8192;
 
-/// How long a restarted speaker keeps the routes of its predecessor while its sessions
-/// deliver their tables (unless every expected peer sends End-of-RIB sooner).
+/// How long a restarted speaker waits, after each session came up, for the peer's table
+/// (unless it sends End-of-RIB sooner) before removing what its predecessor left and
+/// nobody wants; four times this after the start at the latest.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(30);
 
 /// How the reconciler runs.
@@ -77,8 +78,9 @@ pub struct PodRoutesOptions {
     pub policy: InstallPolicy,
     /// Initial excluded prefixes (our pod CIDRs, LoadBalancer IPs).
     pub exclusions: BTreeSet<IpNet>,
-    /// Adopt the routes of a previous run for at most this long (see the module doc);
-    /// `None`: remove them at start.
+    /// Adopt the routes of a previous run until every expected peer sent End-of-RIB or
+    /// has been up this long (four times this after the start at the latest; see the
+    /// module doc); `None`: remove them at start.
     pub settle: Option<Duration>,
 }
 
@@ -143,6 +145,9 @@ pub struct Inputs {
     pub peers: BTreeSet<IpAddr>,
     /// The peers whose End-of-RIB ends the settle time; `None` until known.
     pub expected_peers: Option<BTreeSet<IpAddr>>,
+    /// Everything above is known (the daemon's first reconcile ran and the Nodes were
+    /// listed): a previous run's routes are never removed before.
+    pub complete: bool,
 }
 
 enum Command {

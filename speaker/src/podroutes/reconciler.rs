@@ -33,10 +33,16 @@ pub(super) struct Reconciler {
     /// Until settled: prefixes of ours found in the kernel at start (a previous run's)
     /// that have not been wanted since; only these are kept from deletion.
     adopted: Option<BTreeSet<IpNet>>,
+    /// The latest a previous run's routes are kept, whatever the sessions do.
     settle_deadline: Option<Instant>,
     /// Peers that delivered their initial table.
     synced: BTreeSet<IpAddr>,
+    /// When each peer's session came up (its table is taken as complete `settle` later
+    /// when it sends no End-of-RIB).
+    up_since: HashMap<IpAddr, Instant>,
     expected_peers: Option<BTreeSet<IpAddr>>,
+    /// The daemon's inputs are all known (see [`Inputs::complete`]).
+    inputs_complete: bool,
     /// What was logged about each refused prefix (logged again only when it changes).
     logged_skips: HashMap<IpNet, SkipReason>,
     logged_failures: HashMap<IpNet, String>,
@@ -57,7 +63,7 @@ impl Reconciler {
             retry_delay: opts.retry_interval,
             settled: opts.settle.is_none(),
             adopted: None,
-            settle_deadline: opts.settle.map(|d| Instant::now() + d),
+            settle_deadline: opts.settle.map(|d| Instant::now() + d * 4),
             opts,
             rx,
             feed: Some(feed),
@@ -66,7 +72,9 @@ impl Reconciler {
             kernel: None,
             partial: ecmp::PartialInstalls::new(),
             synced: BTreeSet::new(),
+            up_since: HashMap::new(),
             expected_peers: None,
+            inputs_complete: false,
             logged_skips: HashMap::new(),
             logged_failures: HashMap::new(),
         }
@@ -79,10 +87,8 @@ impl Reconciler {
         let mut next_resync = now + self.opts.resync_interval;
         loop {
             let mut wake = pending.map_or(next_resync, |p| p.min(next_resync));
-            if !self.settled
-                && let Some(d) = self.settle_deadline
-            {
-                wake = wake.min(d);
+            if let Some(at) = self.next_settle_check() {
+                wake = wake.min(at);
             }
             let feed_open = self.feed.is_some();
             tokio::select! {
@@ -153,20 +159,44 @@ impl Reconciler {
             changed |= self.learned.apply(r);
         }
         self.synced.extend(batch.synced);
+        let now = Instant::now();
+        for peer in batch.up {
+            self.up_since.insert(peer, now);
+        }
         changed
+    }
+
+    /// When the settle state should be looked at again (while not settled).
+    fn next_settle_check(&self) -> Option<Instant> {
+        if self.settled {
+            return None;
+        }
+        let settle = self.opts.settle.unwrap_or_default();
+        self.up_since
+            .values()
+            .map(|t| *t + settle)
+            .chain(self.settle_deadline)
+            .filter(|t| *t > Instant::now())
+            .min()
     }
 
     /// Ends the adoption of a previous run's routes once every expected peer delivered
     /// its table, or the settle time is over. True when it ended just now.
     fn check_settled(&mut self) -> bool {
-        if self.settled {
+        // Without its inputs the reconciler does not know what is wanted yet, so nothing
+        // of the previous run may go, whatever the time.
+        if self.settled || !self.inputs_complete {
             return false;
         }
-        let all_synced = self
-            .expected_peers
-            .as_ref()
-            .is_some_and(|e| e.is_subset(&self.synced));
-        let timed_out = self.settle_deadline.is_some_and(|d| Instant::now() >= d);
+        // Each expected peer sent End-of-RIB, or has been up for the settle time.
+        let now = Instant::now();
+        let settle = self.opts.settle.unwrap_or_default();
+        let all_synced = self.expected_peers.as_ref().is_some_and(|e| {
+            e.iter().all(|p| {
+                self.synced.contains(p) || self.up_since.get(p).is_some_and(|t| now >= *t + settle)
+            })
+        });
+        let timed_out = self.settle_deadline.is_some_and(|d| now >= d);
         if all_synced || timed_out {
             self.settled = true;
             info!(
@@ -207,7 +237,9 @@ impl Reconciler {
                     pod_cidrs,
                     peers,
                     expected_peers,
+                    complete,
                 } = i;
+                self.inputs_complete = complete;
                 let changed = self.exclusions.prefixes != exclusions
                     || self.exclusions.pod_cidrs != pod_cidrs
                     || self.exclusions.peers != peers;
