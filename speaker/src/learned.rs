@@ -83,8 +83,10 @@ pub struct InstalledRoute {
 /// What a pod-route installer reports after each pass that changed something.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PodRouteReport {
-    /// Our routes in the kernel, and the ones it refused.
+    /// Our routes in the kernel, and the ones it refused (the first 1,000 of each).
     pub routes: Vec<InstalledRoute>,
+    /// How many routes of ours are in the kernel.
+    pub installed_count: usize,
     /// Learned prefixes not installed, counted per reason.
     pub refused: BTreeMap<String, usize>,
     /// Distinct prefixes learned from the peers.

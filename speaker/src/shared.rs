@@ -180,6 +180,7 @@ impl Shared {
             advertised_pod_cidrs: snap.pod_cidrs,
             learned_prefixes: self.installed.borrow().learned_prefixes,
             installed_pod_routes: self.installed.borrow().routes.clone(),
+            installed_pod_route_count: self.installed.borrow().installed_count,
             refused_pod_routes: self.installed.borrow().refused.clone(),
         }
     }

@@ -81,8 +81,10 @@ pub struct StatusReport {
     pub advertised_pod_cidrs: Vec<IpNet>,
     /// Prefixes learned from peers.
     pub learned_prefixes: usize,
-    /// Pod routes the installer keeps in the kernel.
+    /// Pod routes the installer keeps in the kernel (the first 1,000).
     pub installed_pod_routes: Vec<InstalledRoute>,
+    /// How many pod routes the installer keeps in the kernel.
+    pub installed_pod_route_count: usize,
     /// Learned prefixes refused (never installed), counted per reason.
     pub refused_pod_routes: BTreeMap<String, usize>,
 }
@@ -234,6 +236,18 @@ impl StatusReport {
             }
             let _ = writeln!(o);
         }
+        let shown = self
+            .installed_pod_routes
+            .iter()
+            .filter(|r| r.error.is_none())
+            .count();
+        if self.installed_pod_route_count > shown {
+            let _ = writeln!(
+                o,
+                "  ... {} installed in all",
+                self.installed_pod_route_count
+            );
+        }
         o
     }
 }
@@ -324,6 +338,7 @@ mod tests {
                 next_hops: vec!["172.17.0.22".parse().unwrap()],
                 error: None,
             }],
+            installed_pod_route_count: 1,
             refused_pod_routes: BTreeMap::from([("martian".into(), 3), ("peer_address".into(), 1)]),
         }
     }

@@ -36,7 +36,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use ferrolb_bgp::session::LearnedRoute;
 use ipnet::IpNet;
 
 use super::rules::{NodeFacts, PrefixSet, Unsafe};
@@ -47,98 +46,7 @@ pub type NextHops = BTreeSet<IpAddr>;
 /// A routing table: prefix to its next hops.
 pub type RouteTable = BTreeMap<IpNet, NextHops>;
 
-/// The routes learned from every peer (the union of their Adj-RIB-In), one next hop per
-/// peer and prefix, as BGP delivers them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Learned {
-    by_peer: BTreeMap<IpAddr, BTreeMap<IpNet, IpAddr>>,
-}
-
-impl Learned {
-    /// Records that `peer` offers `prefix` via `next_hop` (replacing its previous route).
-    /// Host bits of `prefix` are cleared. Returns whether anything changed.
-    pub fn learn(&mut self, peer: IpAddr, prefix: IpNet, next_hop: IpAddr) -> bool {
-        let prefix = prefix.trunc();
-        self.by_peer
-            .entry(peer)
-            .or_default()
-            .insert(prefix, next_hop)
-            != Some(next_hop)
-    }
-
-    /// Records that `peer` withdrew `prefix`. Returns whether anything changed.
-    pub fn withdraw(&mut self, peer: IpAddr, prefix: IpNet) -> bool {
-        let prefix = prefix.trunc();
-        let Some(routes) = self.by_peer.get_mut(&peer) else {
-            return false;
-        };
-        let changed = routes.remove(&prefix).is_some();
-        if routes.is_empty() {
-            self.by_peer.remove(&peer);
-        }
-        changed
-    }
-
-    /// Applies one change from the learned-route feed. Returns whether anything changed.
-    pub fn apply(&mut self, route: &LearnedRoute) -> bool {
-        match route.next_hop {
-            Some(nh) => self.learn(route.peer, route.prefix, nh),
-            None => self.withdraw(route.peer, route.prefix),
-        }
-    }
-
-    /// The peers that offer anything.
-    pub fn peers(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.by_peer.keys().copied()
-    }
-
-    /// Number of distinct prefixes offered.
-    pub fn prefix_count(&self) -> usize {
-        let mut all: BTreeSet<&IpNet> = BTreeSet::new();
-        for routes in self.by_peer.values() {
-            all.extend(routes.keys());
-        }
-        all.len()
-    }
-
-    /// Forgets every route of `peer` (its session went down). Returns whether anything
-    /// changed.
-    pub fn peer_down(&mut self, peer: IpAddr) -> bool {
-        self.by_peer.remove(&peer).is_some()
-    }
-
-    /// Number of (peer, prefix) entries.
-    pub fn len(&self) -> usize {
-        self.by_peer.values().map(BTreeMap::len).sum()
-    }
-
-    /// True when nothing is learned.
-    pub fn is_empty(&self) -> bool {
-        self.by_peer.is_empty()
-    }
-
-    /// Every prefix with the next hops offered for it, across peers.
-    fn candidates(&self) -> BTreeMap<IpNet, NextHops> {
-        let mut out: BTreeMap<IpNet, NextHops> = BTreeMap::new();
-        for routes in self.by_peer.values() {
-            for (prefix, nh) in routes {
-                out.entry(*prefix).or_default().insert(*nh);
-            }
-        }
-        out
-    }
-}
-
-/// Builds the state from `(peer, prefix, next hop)` entries.
-impl FromIterator<(IpAddr, IpNet, IpAddr)> for Learned {
-    fn from_iter<I: IntoIterator<Item = (IpAddr, IpNet, IpAddr)>>(iter: I) -> Self {
-        let mut l = Learned::default();
-        for (peer, prefix, nh) in iter {
-            l.learn(peer, prefix, nh);
-        }
-        l
-    }
-}
+pub use super::table::Learned;
 
 /// Which learned prefixes may be installed at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -222,54 +130,86 @@ pub struct Desired {
     pub skipped: BTreeMap<IpNet, SkipReason>,
 }
 
-/// Computes the desired kernel table from the learned routes (rules in the module doc).
-pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolicy) -> Desired {
-    let mut facts = NodeFacts::new();
-    facts.connected = exclusions.connected.iter().copied().collect();
-    facts.local_addresses = exclusions.local_addresses.clone();
-    facts.peers = exclusions
-        .peers
-        .iter()
-        .copied()
-        .chain(learned.peers())
-        .collect();
-    let excluded: PrefixSet = exclusions.prefixes.iter().copied().collect();
-    let allow: Option<PrefixSet> = policy.allow.as_ref().map(|a| a.iter().copied().collect());
-    let pod_cidrs: Option<PrefixSet> = exclusions
-        .pod_cidrs
-        .as_ref()
-        .map(|p| p.iter().copied().collect());
-    let mut out = Desired::default();
-    for (prefix, offered) in learned.candidates() {
-        let skip = if prefix.prefix_len() == 0 {
-            Some(SkipReason::DefaultRoute)
-        } else if let Some(u) = facts.unsafe_prefix(&prefix) {
-            Some(SkipReason::Unsafe(u))
-        } else if let Some(allow) = &allow {
-            allow
-                .covering(&prefix)
-                .is_none()
-                .then_some(SkipReason::NotAllowed)
-        } else if let Some(pods) = &pod_cidrs {
-            pods.covering(&prefix)
-                .is_none()
-                .then_some(SkipReason::NotAPodCidr)
-        } else {
-            None
-        };
-        let skip = skip.or_else(|| excluded.overlapping(&prefix).map(SkipReason::Excluded));
-        if let Some(reason) = skip {
-            out.skipped.insert(prefix, reason);
-            continue;
+/// The rules of the module doc, prepared once for many prefixes.
+#[derive(Debug)]
+pub struct Rules {
+    facts: NodeFacts,
+    excluded: PrefixSet,
+    allow: Option<PrefixSet>,
+    pod_cidrs: Option<PrefixSet>,
+}
+
+impl Rules {
+    /// Rules for these exclusions and policy; the peers of `learned` count as BGP peers.
+    pub fn new(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolicy) -> Rules {
+        let mut facts = NodeFacts::new();
+        facts.connected = exclusions.connected.iter().copied().collect();
+        facts.local_addresses = exclusions.local_addresses.clone();
+        facts.peers = exclusions
+            .peers
+            .iter()
+            .copied()
+            .chain(learned.peers())
+            .collect();
+        Rules {
+            facts,
+            excluded: exclusions.prefixes.iter().copied().collect(),
+            allow: policy.allow.as_ref().map(|a| a.iter().copied().collect()),
+            pod_cidrs: exclusions
+                .pod_cidrs
+                .as_ref()
+                .map(|p| p.iter().copied().collect()),
+        }
+    }
+
+    /// The next hops to install for `prefix` offered via `offered`, or why not.
+    pub fn evaluate(
+        &self,
+        prefix: &IpNet,
+        offered: impl IntoIterator<Item = IpAddr>,
+    ) -> Result<NextHops, SkipReason> {
+        if prefix.prefix_len() == 0 {
+            return Err(SkipReason::DefaultRoute);
+        }
+        if let Some(u) = self.facts.unsafe_prefix(prefix) {
+            return Err(SkipReason::Unsafe(u));
+        }
+        if let Some(allow) = &self.allow {
+            if allow.covering(prefix).is_none() {
+                return Err(SkipReason::NotAllowed);
+            }
+        } else if let Some(pods) = &self.pod_cidrs
+            && pods.covering(prefix).is_none()
+        {
+            return Err(SkipReason::NotAPodCidr);
+        }
+        if let Some(ex) = self.excluded.overlapping(prefix) {
+            return Err(SkipReason::Excluded(ex));
         }
         let hops: NextHops = offered
             .into_iter()
-            .filter(|nh| facts.usable_next_hop(&prefix, nh))
+            .filter(|nh| self.facts.usable_next_hop(prefix, nh))
             .collect();
         if hops.is_empty() {
-            out.skipped.insert(prefix, SkipReason::NoUsableNextHop);
+            Err(SkipReason::NoUsableNextHop)
         } else {
-            out.routes.insert(prefix, hops);
+            Ok(hops)
+        }
+    }
+}
+
+/// Computes the desired kernel table from the learned routes (rules in the module doc).
+pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolicy) -> Desired {
+    let rules = Rules::new(learned, exclusions, policy);
+    let mut out = Desired::default();
+    for (prefix, offered) in learned.iter() {
+        match rules.evaluate(prefix, offered) {
+            Ok(hops) => {
+                out.routes.insert(*prefix, hops);
+            }
+            Err(reason) => {
+                out.skipped.insert(*prefix, reason);
+            }
         }
     }
     out

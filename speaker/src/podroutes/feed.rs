@@ -135,6 +135,7 @@ fn to_report(s: &Snapshot) -> PodRouteReport {
         .collect();
     PodRouteReport {
         routes: rows,
+        installed_count: s.installed_count,
         refused,
         learned_prefixes: s.learned_prefixes,
     }

@@ -33,6 +33,7 @@ pub mod netlink;
 pub mod nodes;
 mod reconciler;
 pub mod rules;
+pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -43,11 +44,15 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use desired::{Desired, Exclusions, InstallPolicy, Learned, NextHops, Op, SkipReason};
+pub use desired::{Desired, Exclusions, InstallPolicy, Learned, NextHops, Op, Rules, SkipReason};
 pub use feed::installer;
 pub use ferrolb_bgp::session::learned::next_hop_address as kernel_next_hop;
 pub use ferrolb_bgp::session::{LearnedReceiver, LearnedRoute, LearnedSender, learned_feed};
 pub use netlink::{DEFAULT_METRIC, KernelRoutes, NetlinkError, ROUTE_PROTOCOL};
+
+/// Rows of each list a [`Snapshot`] carries (the counts are complete): what the status
+/// page shows of a large table.
+pub const SNAPSHOT_ROWS: usize = 1000;
 
 /// Pending learned-route changes before the BGP sessions stop reading their sockets.
 pub const FEED_CAPACITY: usize = 8192;
@@ -89,7 +94,7 @@ impl Default for PodRoutesOptions {
         PodRoutesOptions {
             netns: None,
             resync_interval: Duration::from_secs(10),
-            coalesce: Duration::from_millis(100),
+            coalesce: Duration::from_millis(10),
             retry_interval: Duration::from_secs(2),
             retry_max: Duration::from_secs(60),
             metric: DEFAULT_METRIC,
@@ -119,9 +124,12 @@ pub struct Stopped;
 /// What the status page shows, as of the last pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Our routes in the kernel, with their next hops (sorted by prefix).
+    /// Our routes in the kernel, with their next hops (sorted by prefix; the first
+    /// [`SNAPSHOT_ROWS`] of them).
     pub installed: Vec<(IpNet, Vec<IpAddr>)>,
-    /// Learned prefixes not installed, and why.
+    /// How many routes of ours are in the kernel.
+    pub installed_count: usize,
+    /// Learned prefixes not installed, and why (the first [`SNAPSHOT_ROWS`]).
     pub skipped: Vec<(IpNet, SkipReason)>,
     /// Routes the kernel refused in the last pass: the wanted next hops and the error. For
     /// an ECMP route installed over only some of its next hops, the refused ones.

@@ -173,6 +173,22 @@ impl KernelRoutes {
     /// the kernel reports in parts (IPv6 siblings) are merged per prefix and metric.
     pub async fn list(&self) -> Result<Vec<InstalledRoute>, NetlinkError> {
         let mut out: BTreeMap<(IpNet, u32), InstalledRoute> = BTreeMap::new();
+        self.for_each_route(|r| match out.entry((r.prefix, r.metric)) {
+            Entry::Occupied(mut o) => o.get_mut().next_hops.extend(r.next_hops),
+            Entry::Vacant(v) => {
+                v.insert(r);
+            }
+        })
+        .await?;
+        Ok(out.into_values().collect())
+    }
+
+    /// Every route (or part of one: IPv6 siblings come one by one) in the main table
+    /// with our protocol number, handed to `f` as it is read (no table in between).
+    pub async fn for_each_route(
+        &self,
+        mut f: impl FnMut(InstalledRoute),
+    ) -> Result<(), NetlinkError> {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
@@ -187,16 +203,11 @@ impl KernelRoutes {
                     })?;
                 let Some(m) = next else { break };
                 if let Some(r) = parse_ours(&m) {
-                    match out.entry((r.prefix, r.metric)) {
-                        Entry::Occupied(mut o) => o.get_mut().next_hops.extend(r.next_hops),
-                        Entry::Vacant(v) => {
-                            v.insert(r);
-                        }
-                    }
+                    f(r);
                 }
             }
         }
-        Ok(out.into_values().collect())
+        Ok(())
     }
 
     /// Every address configured on this namespace's interfaces.

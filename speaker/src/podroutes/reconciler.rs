@@ -9,9 +9,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::desired::{self, Exclusions, Learned, Op, SkipReason};
+use super::desired::{Exclusions, Learned, Op, SkipReason};
 use super::netlink::{KernelRoutes, NetlinkError, ROUTE_PROTOCOL};
 use super::{Command, Inputs, LearnedReceiver, PassReport, PodRoutesOptions, Snapshot, ecmp};
+
+mod pass;
 
 /// Individual log lines about refused prefixes per pass; the rest are counted in one.
 const LOG_LINES_PER_PASS: usize = 20;
@@ -24,6 +26,20 @@ pub(super) struct Reconciler {
     learned: Learned,
     exclusions: Exclusions,
     kernel: Option<KernelRoutes>,
+    /// Our routes in the kernel as of the end of the last pass, kept up to date from
+    /// the writes that succeeded, so a pass after a change need not dump a large table
+    /// again; re-read from the kernel on every resync, `reconcile_now` and after errors.
+    view: Option<pass::View>,
+    /// Prefixes whose learned routes changed since the last pass: a pass after a change
+    /// looks at these only.
+    dirty: BTreeSet<IpNet>,
+    /// Something every prefix depends on changed (inputs, addresses, the peer set): the
+    /// next pass looks at all of them.
+    full_needed: bool,
+    /// Learned prefixes not installed, and why.
+    skipped: BTreeMap<IpNet, SkipReason>,
+    /// Prefixes whose last kernel write failed (retried): wanted next hops and error.
+    failed: BTreeMap<IpNet, (Vec<IpAddr>, String)>,
     /// ECMP routes installed over only some of their next hops (see `ecmp`).
     partial: ecmp::PartialInstalls,
     /// Delay before the next retry after a failed pass (exponential back-off).
@@ -43,8 +59,7 @@ pub(super) struct Reconciler {
     expected_peers: Option<BTreeSet<IpAddr>>,
     /// The daemon's inputs are all known (see [`Inputs::complete`]).
     inputs_complete: bool,
-    /// What was logged about each refused prefix (logged again only when it changes).
-    logged_skips: HashMap<IpNet, SkipReason>,
+    /// What was logged about each failed prefix (logged again only when it changes).
     logged_failures: HashMap<IpNet, String>,
 }
 
@@ -70,12 +85,16 @@ impl Reconciler {
             snapshot,
             learned: Learned::default(),
             kernel: None,
+            view: None,
+            dirty: BTreeSet::new(),
+            full_needed: true,
+            skipped: BTreeMap::new(),
+            failed: BTreeMap::new(),
             partial: ecmp::PartialInstalls::new(),
             synced: BTreeSet::new(),
             up_since: HashMap::new(),
             expected_peers: None,
             inputs_complete: false,
-            logged_skips: HashMap::new(),
             logged_failures: HashMap::new(),
         }
     }
@@ -100,7 +119,7 @@ impl Reconciler {
                     match cmd {
                         Command::ReconcileNow(reply) => {
                             self.drain_feed();
-                            let report = self.pass().await;
+                            let report = self.pass(true).await;
                             (pending, next_resync) = self.schedule(report);
                             let _ = reply.send(report);
                         }
@@ -108,7 +127,7 @@ impl Reconciler {
                             let report = if remove_routes {
                                 self.learned = Learned::default();
                                 self.settled = true;
-                                self.pass().await
+                                self.pass(true).await
                             } else {
                                 PassReport::default()
                             };
@@ -135,7 +154,8 @@ impl Reconciler {
                 }
                 () = tokio::time::sleep_until(wake) => {
                     self.check_settled();
-                    let report = self.pass().await;
+                    let full = Instant::now() >= next_resync;
+                    let report = self.pass(full).await;
                     (pending, next_resync) = self.schedule(report);
                 }
             }
@@ -155,8 +175,16 @@ impl Reconciler {
 
     fn fold(&mut self, batch: ferrolb_bgp::session::LearnedBatch) -> bool {
         let mut changed = false;
+        let peers_before: Vec<IpAddr> = self.learned.peers().collect();
         for r in &batch.routes {
-            changed |= self.learned.apply(r);
+            if self.learned.apply(r) {
+                changed = true;
+                self.dirty.insert(r.prefix.trunc());
+            }
+        }
+        // A new or vanished peer changes the "covers a peer's address" rule everywhere.
+        if changed && !self.learned.peers().eq(peers_before.iter().copied()) {
+            self.full_needed = true;
         }
         self.synced.extend(batch.synced);
         let now = Instant::now();
@@ -199,6 +227,7 @@ impl Reconciler {
         let timed_out = self.settle_deadline.is_some_and(|d| now >= d);
         if all_synced || timed_out {
             self.settled = true;
+            self.full_needed = true;
             info!(
                 all_synced,
                 "pod routes settled: routes of a previous run that are not wanted are removed now"
@@ -229,6 +258,7 @@ impl Reconciler {
             Command::SetExclusions(p) => {
                 let changed = self.exclusions.prefixes != p;
                 self.exclusions.prefixes = p;
+                self.full_needed |= changed;
                 changed
             }
             Command::SetInputs(i) => {
@@ -247,6 +277,7 @@ impl Reconciler {
                 self.exclusions.pod_cidrs = pod_cidrs;
                 self.exclusions.peers = peers;
                 self.expected_peers = expected_peers;
+                self.full_needed |= changed;
                 changed
             }
             Command::ReconcileNow(_) | Command::Stop { .. } => false,
@@ -270,32 +301,6 @@ impl Reconciler {
         }
     }
 
-    /// Logs each refused prefix once (and again only when its reason changes), at most
-    /// [`LOG_LINES_PER_PASS`] lines a pass plus one line counting the rest.
-    fn log_skipped(&mut self, skipped: &BTreeMap<IpNet, SkipReason>) {
-        self.logged_skips.retain(|p, _| skipped.contains_key(p));
-        let mut lines = 0;
-        let mut more = 0;
-        for (prefix, reason) in skipped {
-            if self.logged_skips.get(prefix) == Some(reason) {
-                continue;
-            }
-            self.logged_skips.insert(*prefix, reason.clone());
-            if lines < LOG_LINES_PER_PASS {
-                lines += 1;
-                info!(%prefix, %reason, "learned route not installed");
-            } else {
-                more += 1;
-            }
-        }
-        if more > 0 {
-            info!(
-                more,
-                "more learned routes not installed (see the status page)"
-            );
-        }
-    }
-
     /// Whether this failure of `prefix` is new (or its error changed): logged once.
     fn log_failure(&mut self, prefix: IpNet, error: &str) -> bool {
         if self.logged_failures.get(&prefix).map(String::as_str) == Some(error) {
@@ -303,178 +308,6 @@ impl Reconciler {
         }
         self.logged_failures.insert(prefix, error.to_string());
         true
-    }
-
-    /// One level-triggered pass: read the kernel, compute, apply the difference.
-    async fn pass(&mut self) -> PassReport {
-        let mut report = PassReport::default();
-        let current = match self.read().await {
-            Ok(c) => c,
-            Err(e) => {
-                self.failed(&e);
-                report.failed += 1;
-                return report;
-            }
-        };
-        let want = desired::desired(&self.learned, &self.exclusions, &self.opts.policy);
-        self.log_skipped(&want.skipped);
-        let mut ops = desired::plan(&want.routes, &current, self.opts.metric);
-        if self.settled {
-            self.adopted = None;
-        } else {
-            // Adopting a previous run's routes: those not wanted (yet) stay until settled.
-            let adopted = self
-                .adopted
-                .get_or_insert_with(|| current.iter().map(|r| r.prefix).collect());
-            adopted.retain(|p| !want.routes.contains_key(p));
-            ops.retain(|op| !matches!(op, Op::Delete { prefix, .. } if adopted.contains(prefix)));
-        }
-        let mut lost = false;
-        let mut failed = Vec::new();
-        // Partial installs are remembered only while the prefix still wants those hops.
-        self.partial
-            .retain(|prefix, p| want.routes.get(prefix) == Some(&p.wanted));
-        let mut results = Vec::with_capacity(ops.len());
-        if let Some(kernel) = &self.kernel {
-            // Deletes first (a replace may depend on one), each group pipelined.
-            let split = ops.partition_point(|op| matches!(op, Op::Delete { .. }));
-            results.extend(kernel.apply_all(&ops[..split]).await);
-            results.extend(kernel.apply_all(&ops[split..]).await);
-        }
-        let mut noisy = 0usize;
-        let mut lines = 0usize;
-        for (op, mut result) in ops.iter().zip(results) {
-            if result.is_ok() {
-                self.partial.remove(&op.prefix());
-                self.logged_failures.remove(&op.prefix());
-            }
-            if let (Err(e), Op::Replace { prefix, next_hops }, Some(kernel)) =
-                (&result, op, &self.kernel)
-                && next_hops.len() > 1
-                && !e.is_connection_lost()
-            {
-                let installed = current
-                    .iter()
-                    .find(|r| r.prefix == *prefix)
-                    .map(|r| &r.next_hops);
-                match ecmp::install_usable(kernel, *prefix, next_hops, installed, &mut self.partial)
-                    .await
-                {
-                    Ok(Some(p)) => {
-                        // Still a failure: retried, so the full set returns once the
-                        // kernel accepts it.
-                        report.failed += 1;
-                        let (hops, error) = p.refused_summary();
-                        if self.log_failure(*prefix, &error) && lines < LOG_LINES_PER_PASS {
-                            lines += 1;
-                            let usable: Vec<String> =
-                                p.usable.iter().map(ToString::to_string).collect();
-                            warn!(%prefix, usable = %usable.join(","), %error, "ECMP pod route installed without the next hops the kernel refused; will retry");
-                        }
-                        failed.push((*prefix, hops, error));
-                        continue;
-                    }
-                    Ok(None) => {}
-                    Err(lost_conn) => result = Err(lost_conn),
-                }
-            }
-            match result {
-                Ok(()) => {
-                    report.applied += 1;
-                    log_applied(op, report.applied);
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    let text = e.to_string();
-                    if self.log_failure(op.prefix(), &text) && lines < LOG_LINES_PER_PASS {
-                        lines += 1;
-                        warn!(prefix = %op.prefix(), error = %text, "pod route change failed; will retry with back-off");
-                    } else {
-                        noisy += 1;
-                    }
-                    lost |= e.is_connection_lost();
-                    let hops = match op {
-                        Op::Replace { next_hops, .. } => next_hops.iter().copied().collect(),
-                        Op::Delete { .. } => Vec::new(),
-                    };
-                    failed.push((op.prefix(), hops, text));
-                }
-            }
-        }
-        if noisy > 0 {
-            debug!(
-                failures = noisy,
-                "pod route changes failed again or beyond the lines of this pass"
-            );
-        }
-        let failed_now: BTreeSet<IpNet> = failed.iter().map(|f| f.0).collect();
-        self.logged_failures.retain(|p, _| failed_now.contains(p));
-        if report.applied > 1 {
-            info!(
-                applied = report.applied,
-                failed = report.failed,
-                proto = ROUTE_PROTOCOL,
-                "pod routes changed"
-            );
-        }
-        if lost {
-            self.kernel = None;
-        }
-        // What the status page shows is what the kernel holds, not what we hoped for.
-        let installed = if ops.is_empty() {
-            Ok(current)
-        } else {
-            match &self.kernel {
-                Some(k) => k.list().await,
-                None => Ok(Vec::new()),
-            }
-        };
-        let installed = match installed {
-            Ok(v) => v,
-            Err(e) => {
-                self.failed(&e);
-                report.failed += 1;
-                return report;
-            }
-        };
-        report.installed = installed.len();
-        let mut refused: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for reason in want.skipped.values() {
-            *refused.entry(reason.label()).or_default() += 1;
-        }
-        if !failed.is_empty() {
-            refused.insert("kernel_refused", failed.len());
-        }
-        let snapshot = Snapshot {
-            installed: installed
-                .into_iter()
-                .map(|r| (r.prefix, r.next_hops.into_iter().collect()))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-            skipped: want.skipped.into_iter().collect(),
-            failed,
-            refused,
-            learned_prefixes: self.learned.prefix_count(),
-            settled: self.settled,
-        };
-        self.snapshot.send_if_modified(|s| {
-            let changed = *s != snapshot;
-            *s = snapshot;
-            changed
-        });
-        report
-    }
-
-    /// Reads our routes and the node's addresses and subnets (never next hops or
-    /// destinations).
-    async fn read(&mut self) -> Result<Vec<desired::InstalledRoute>, NetlinkError> {
-        let kernel = self.kernel()?;
-        let (local, connected) = kernel.addresses().await?;
-        let current = kernel.list().await?;
-        self.exclusions.local_addresses = local;
-        self.exclusions.connected = connected;
-        Ok(current)
     }
 }
 

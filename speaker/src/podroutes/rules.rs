@@ -42,11 +42,19 @@ pub fn martians() -> Vec<IpNet> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixSet {
     set: BTreeSet<IpNet>,
+    /// The prefix lengths present, per family (IPv4, IPv6), longest first: a covering
+    /// entry can only have one of these.
+    lens: [Vec<u8>; 2],
 }
 
 impl PrefixSet {
     /// Adds a prefix (host bits cleared).
     pub fn insert(&mut self, p: IpNet) {
+        let lens = &mut self.lens[usize::from(p.addr().is_ipv6())];
+        if !lens.contains(&p.prefix_len()) {
+            lens.push(p.prefix_len());
+            lens.sort_unstable_by(|a, b| b.cmp(a));
+        }
         self.set.insert(p.trunc());
     }
 
@@ -57,9 +65,10 @@ impl PrefixSet {
 
     /// An entry equal to `p` or containing it.
     pub fn covering(&self, p: &IpNet) -> Option<IpNet> {
-        (0..=p.prefix_len())
-            .rev()
-            .filter_map(|len| IpNet::new(p.addr(), len).ok().map(|n| n.trunc()))
+        self.lens[usize::from(p.addr().is_ipv6())]
+            .iter()
+            .filter(|len| **len <= p.prefix_len())
+            .filter_map(|len| IpNet::new(p.addr(), *len).ok().map(|n| n.trunc()))
             .find(|n| self.set.contains(n))
     }
 
