@@ -656,10 +656,7 @@ impl PeerTask {
             }
             _ => warn!(peer = %self.peer(), reason = %text, "BGP session down"),
         }
-        if let Some(mut s) = self.session.take() {
-            let events = s.rib_in.clear();
-            self.emit_rib_in(events);
-        }
+        // The status first: whoever sees the withdrawals must see the session down too.
         self.with_status(|s| {
             s.established_at = None;
             s.status.established_since = None;
@@ -667,6 +664,10 @@ impl PeerTask {
             s.status.prefixes_received = 0;
             s.status.last_error = Some(text.clone());
         });
+        if let Some(mut s) = self.session.take() {
+            let events = s.rib_in.clear();
+            self.emit_rib_in(events);
+        }
         self.pending_reason = Some(text);
     }
 }
