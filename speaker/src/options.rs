@@ -25,7 +25,8 @@ pub struct Options {
     /// `advertise-and-install` (the kernel pod-route installer plugs in here).
     pub pod_route_installer: Option<PodRouteInstaller>,
     /// Most prefixes accepted from each peer (`--max-prefixes`, RFC 4486); `None`: no
-    /// limit.
+    /// limit (the default here; the binary sets [`DEFAULT_MAX_PREFIXES`] with
+    /// `advertise-and-install`).
     pub max_prefixes: Option<u32>,
 }
 
@@ -39,7 +40,7 @@ impl Options {
             decision: decision::Options::default(),
             listen: None,
             pod_route_installer: None,
-            max_prefixes: Some(DEFAULT_MAX_PREFIXES),
+            max_prefixes: None,
         }
     }
 }
