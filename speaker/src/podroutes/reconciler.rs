@@ -227,7 +227,8 @@ impl Reconciler {
         let timed_out = self.settle_deadline.is_some_and(|d| now >= d);
         if all_synced || timed_out {
             self.settled = true;
-            self.full_needed = true;
+            // Only adopted routes can have become stale: none, no full pass.
+            self.full_needed |= self.adopted.as_ref().is_none_or(|a| !a.is_empty());
             info!(
                 all_synced,
                 "pod routes settled: routes of a previous run that are not wanted are removed now"
