@@ -30,7 +30,7 @@ use crate::cache::Cache;
 use crate::decision::{self, Decision, Origin};
 use crate::events::{EventSink, EventSpec};
 use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
-use crate::learned::LearnedRoutes;
+use crate::learned::PodRouteContext;
 use crate::metrics::Metrics;
 use crate::peers::{self, DesiredPeers, LocalAddrs};
 use crate::sessions::Sessions;
@@ -76,7 +76,9 @@ pub(crate) struct Driver {
     dirty: bool,
     announced: BTreeMap<String, Vec<IpAddr>>,
     warned: BTreeSet<(String, String)>,
-    learned: watch::Sender<LearnedRoutes>,
+    learned: watch::Sender<PodRouteContext>,
+    /// Maximum-prefix limit of every peer (`--max-prefixes`).
+    max_prefixes: Option<u32>,
     events: EventSink,
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
@@ -90,7 +92,7 @@ impl Driver {
         config_name: String,
         opts: decision::Options,
         sessions: Sessions,
-        learned: watch::Sender<LearnedRoutes>,
+        learned: watch::Sender<PodRouteContext>,
         events: EventSink,
         metrics: Arc<Metrics>,
         shared: Arc<Shared>,
@@ -114,10 +116,17 @@ impl Driver {
             announced: BTreeMap::new(),
             warned: BTreeSet::new(),
             learned,
+            max_prefixes: None,
             events,
             metrics,
             shared,
         }
+    }
+
+    /// Sets the maximum-prefix limit of every peer.
+    pub(crate) fn with_max_prefixes(mut self, limit: Option<u32>) -> Self {
+        self.max_prefixes = limit;
+        self
     }
 
     /// Run until `cancel`, then Cease every session.
@@ -364,7 +373,8 @@ impl Driver {
         {
             tracing::info!(%peer, %from, %to, reason = reason.as_deref().unwrap_or(""), "BGP session state changed");
         }
-        self.learned.send_if_modified(|t| t.apply(&ev));
+        // Learned routes go from the sessions to the pod-route installer directly (the
+        // speaker's learned-route feed), not through here.
     }
 
     /// Recompute everything and apply the difference.
@@ -389,17 +399,21 @@ impl Driver {
                 local,
                 &mut peers::kernel_source_towards,
             );
+            for pc in self.desired_peers.peers.values_mut() {
+                pc.max_prefixes = self.max_prefixes;
+            }
             for (peer, why) in &self.desired_peers.problems {
                 tracing::warn!(%peer, reason = %why, "peer not set up");
             }
-            let removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
-            if !removed.is_empty() {
-                self.learned.send_if_modified(|t| {
-                    removed
-                        .iter()
-                        .fold(false, |changed, p| t.forget_peer(*p) | changed)
-                });
-            }
+            // A removed peer's routes are withdrawn by its session going down.
+            let _removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
+            let peers: BTreeSet<IpAddr> = self.desired_peers.peers.keys().copied().collect();
+            self.learned.send_if_modified(|t| {
+                let changed = t.peers != peers || !t.peers_known;
+                t.peers = peers;
+                t.peers_known = true;
+                changed
+            });
         }
         let views = self.cache.service_views();
         let decision = decision::decide(config, &node.view.to_view(), &views, &self.opts);
