@@ -2,13 +2,22 @@
 //!
 //! `ferrolb-controller` and `ferrolb-speaker` are separate binaries with separate pure
 //! cores, but the plumbing around them is the same: a `kube::Client` from a kubeconfig (or
-//! in-cluster), logging set up the same way, the same shutdown signals, and an HTTP server
-//! for `/metrics`, `/healthz`, `/readyz` that binds before it returns (so callers and tests
-//! learn the port) and stops on a cancellation token. Keeping it here means a fix to any of
-//! them reaches both daemons.
+//! in-cluster) that names its component on every request ([`client`]), watches that come
+//! back quickly after an API outage ([`watch`]), one Event writer with client-go's
+//! aggregation ([`events`]), logging set up the same way, the same shutdown signals, and an
+//! HTTP server for `/metrics`, `/healthz`, `/readyz` that binds before it returns (so
+//! callers and tests learn the port) and stops on a cancellation token. Keeping it here
+//! means a fix to any of them reaches both daemons.
+
+pub mod client;
+pub mod events;
+pub mod ratelog;
+pub mod rejection;
+pub mod watch;
 
 use std::net::SocketAddr;
-use std::path::Path;
+
+pub use client::{ClientError, Identity};
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -51,42 +60,6 @@ pub async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
     }
-}
-
-/// Why no Kubernetes client could be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The kubeconfig file could not be read or used.
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig {
-        /// The file.
-        path: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// No configuration could be inferred, or the client could not be built.
-    #[error("kubernetes client: {0}")]
-    Client(String),
-}
-
-/// A client from a kubeconfig file, or inferred (in-cluster, `$KUBECONFIG`, `~/.kube`).
-pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |message: String| ClientError::Kubeconfig {
-                path: path.display().to_string(),
-                message,
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ClientError::Client(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
 }
 
 /// Binds `addr` now (so the caller learns the port) and serves `app` until `cancel`.
@@ -134,16 +107,5 @@ mod tests {
             .await
             .expect("server stops on cancel")
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_missing_kubeconfig_names_the_file() {
-        let Err(err) = client_for(Some(Path::new("/nonexistent/kubeconfig"))).await else {
-            panic!("a client from a kubeconfig that does not exist");
-        };
-        assert!(
-            matches!(&err, ClientError::Kubeconfig { path, .. } if path == "/nonexistent/kubeconfig"),
-            "{err}"
-        );
     }
 }
