@@ -1,33 +1,54 @@
-//! Controller benchmark: 10,000 pending LoadBalancer Services against the lab API server.
+//! Controller benchmark against the real kube-apiserver v1.28.7 (issue 11), with a reference
+//! client in the same run.
 //!
-//! The lab API server runs in this process; the controller runs as the real
-//! `ferrolb-controller` binary (a separate process), so its RSS and CPU are measured alone
-//! from `/proc`. Reports: time from controller start until every Service shows its IP in
-//! status (observed through a watch), controller RSS at that point, and the controller's CPU
-//! use over an idle period afterwards.
+//! For each N (default 1,000 and 5,000) one fresh kube-apiserver + etcd is started
+//! (`ferrolb-kubeapi`, etcd in memory, no audit log), ferrolb's RBAC and FlowSchema
+//! manifests are applied, and two sets of N waiting LoadBalancer Services
+//! (`allocateLoadBalancerNodePorts: false`) are created. Then, observed through a watch
+//! from this process (the end of a run = the watch has seen every Service with an IP):
+//!
+//! 1. **reference**: a bare kube client with the controller's ServiceAccount token lists
+//!    its N Services (class `bench-reference`, which the controller ignores) and writes the
+//!    same status patch the controller writes (ingress IP + pool annotation, one merge patch
+//!    of `/status`), at each concurrency of `--concurrency`; the best one counts;
+//! 2. **controller**: the real `ferrolb-controller` binary starts with the same token and
+//!    assigns the other N. Its RSS is sampled from `/proc` every 50 ms; every Lease round it
+//!    makes during the burst (GET + PUT, `--lease-duration 3`, so one every ~0.43 s) is taken
+//!    from its debug log.
 //!
 //! ```text
 //! cargo build --release -p ferrolb-controller --bin ferrolb-controller --example controller_bench
-//! target/release/examples/controller_bench [SERVICES] [IDLE_SECONDS] [SETTLE_SECONDS]
+//! target/release/examples/controller_bench [--services 1000,5000] [--concurrency 16,32,64,128]
 //! ```
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ferrolb_apiserver::ApiServer;
+use ferrolb_kubeapi::{KubeApiServer, Options};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
+const POOL_ANN: &str = "metallb.universe.tf/ip-allocated-from-pool";
+
+fn arg_list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
 fn controller_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/examples/controller_bench -> target/<profile>/ferrolb-controller
     let dir = exe
         .parent()
         .and_then(|p| p.parent())
@@ -35,69 +56,96 @@ fn controller_binary() -> Result<PathBuf> {
     let bin = dir.join("ferrolb-controller");
     if !bin.exists() {
         bail!(
-            "{} not found: build it with `cargo build --release -p ferrolb-controller --bin ferrolb-controller`",
+            "{} not found: cargo build --release -p ferrolb-controller --bin ferrolb-controller",
             bin.display()
         );
     }
     Ok(bin)
 }
 
-/// (RSS in KiB, utime+stime in clock ticks) of `pid`.
-fn proc_stats(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
+fn rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("VmRSS")?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).context("utime")?;
-    let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).context("stime")?;
-    Ok((rss, utime + stime))
 }
 
-/// `/proc/PID/stat` reports CPU time in USER_HZ units, which Linux fixes at 100 for
-/// userspace regardless of the kernel's internal tick rate.
-const USER_HZ: f64 = 100.0;
+/// A watcher in `ns` counting Services whose first ingress IP starts with `prefix`.
+fn observe(
+    client: kube::Client,
+    ns: &str,
+) -> Arc<Mutex<std::collections::HashMap<String, String>>> {
+    let seen = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let out = seen.clone();
+    let api: Api<Service> = Api::namespaced(client, ns);
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        while let Ok(Some(ev)) = stream.try_next().await {
+            let svc = match ev {
+                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => s,
+                _ => continue,
+            };
+            let ip = svc
+                .status
+                .and_then(|s| s.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .and_then(|i| i.into_iter().next())
+                .and_then(|i| i.ip);
+            if let (Some(name), Some(ip)) = (svc.metadata.name, ip) {
+                out.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name, ip);
+            }
+        }
+    });
+    seen
+}
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let idle_secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let settle_secs: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let bin = controller_binary()?;
+fn count_with_prefix(
+    seen: &Mutex<std::collections::HashMap<String, String>>,
+    prefix: &str,
+) -> usize {
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter(|ip| ip.starts_with(prefix))
+        .count()
+}
 
-    let server = ApiServer::start().await?;
-    let client = server.client().await?;
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
-
-    let ns: Api<Namespace> = Api::all(client.clone());
-    for name in ["metallb-system", "bench"] {
-        ns.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
-        )
-        .await?;
+async fn wait_count(
+    seen: &Mutex<std::collections::HashMap<String, String>>,
+    prefix: &str,
+    n: usize,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while count_with_prefix(seen, prefix) < n {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {n} seen with {prefix}*",
+                count_with_prefix(seen, prefix)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "metallb-system");
-    cms.create(
+    Ok(())
+}
+
+async fn create_services(
+    admin: &kube::Client,
+    ns: &str,
+    n: usize,
+    class: Option<&str>,
+) -> Result<()> {
+    let nss: Api<Namespace> = Api::all(admin.clone());
+    nss.create(
         &PostParams::default(),
-        &serde_json::from_value(json!({
-            "metadata": {"name": "config"},
-            "data": {"config": "address-pools:\n- name: bench\n  protocol: bgp\n  addresses:\n  - 10.128.0.0/16\n"}
-        }))?,
+        &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
     )
     .await?;
-
-    let svcs: Api<Service> = Api::namespaced(client.clone(), "bench");
-    let t = Instant::now();
+    let svcs: Api<Service> = Api::namespaced(admin.clone(), ns);
     futures::stream::iter(0..n)
         .map(|i| {
             let svcs = svcs.clone();
@@ -105,6 +153,7 @@ async fn main() -> Result<()> {
                 let s: Service = serde_json::from_value(json!({
                     "metadata": {"name": format!("svc-{i:05}")},
                     "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                             "loadBalancerClass": class,
                              "selector": {"app": format!("a{i}")},
                              "ports": [{"port": 80, "protocol": "TCP"}]}
                 }))?;
@@ -115,125 +164,232 @@ async fn main() -> Result<()> {
         .buffer_unordered(32)
         .try_collect::<Vec<_>>()
         .await?;
-    eprintln!("created {n} pending Services in {:?}", t.elapsed());
+    Ok(())
+}
 
-    // Count Services with an IP in status, through a watch (as any observer would see it).
-    let (done_tx, mut done_rx) = tokio::sync::watch::channel(0usize);
-    let watch_api: Api<Service> = Api::namespaced(client.clone(), "bench");
-    tokio::spawn(async move {
-        let mut ips: HashMap<String, String> = HashMap::new();
-        let mut stream = watcher::watcher(watch_api, watcher::Config::default()).boxed();
-        while let Ok(Some(ev)) = stream.try_next().await {
-            let svc = match ev {
-                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => s,
-                _ => continue,
-            };
-            let name = svc.metadata.name.clone().unwrap_or_default();
-            let ip = svc
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|lb| lb.ingress)
-                .and_then(|i| i.into_iter().next())
-                .and_then(|i| i.ip);
-            if let Some(ip) = ip {
-                ips.insert(name, ip);
-                let _ = done_tx.send(ips.len());
-            }
-        }
-    });
-
-    let me = std::process::id();
-    let (_, server_cpu0) = proc_stats(me)?;
+/// The reference: list, then one status patch per Service at `concurrency`; IPs
+/// `10.{round}.x.y`. Returns the time until the observer saw all of them.
+async fn reference(
+    client: &kube::Client,
+    seen: &Mutex<std::collections::HashMap<String, String>>,
+    n: usize,
+    concurrency: usize,
+    round: usize,
+) -> Result<Duration> {
+    let prefix = format!("10.{round}.");
     let start = Instant::now();
-    let mut child = Command::new(&bin)
+    let svcs: Api<Service> = Api::namespaced(client.clone(), "bench-ref");
+    let names: Vec<String> = svcs
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    let pp = PatchParams {
+        field_manager: Some("bench-reference".into()),
+        ..PatchParams::default()
+    };
+    futures::stream::iter(names.into_iter().enumerate())
+        .map(|(i, name)| {
+            let svcs = svcs.clone();
+            let pp = pp.clone();
+            let ip = format!("{prefix}{}.{}", i / 256, i % 256);
+            async move {
+                let p = json!({"metadata": {"annotations": {POOL_ANN: "bench"}},
+                               "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}});
+                svcs.patch_status(&name, &pp, &Patch::Merge(&p)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    wait_count(seen, &prefix, n, Duration::from_secs(120)).await?;
+    Ok(start.elapsed())
+}
+
+/// Lease round latencies (ms) from the controller's debug log lines `lease round elapsed_us=..`.
+fn lease_rounds(log: &Path) -> Vec<f64> {
+    let Ok(f) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.contains("lease round"))
+        .filter_map(|l| {
+            let v = l.split("elapsed_us=").nth(1)?;
+            v.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .map(|us| us / 1000.0)
+        .collect()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+struct Row {
+    n: usize,
+    reference: Vec<(usize, Duration)>,
+    controller: Duration,
+    rss_peak_mib: f64,
+    lease_ms: Vec<f64>,
+}
+
+async fn one(n: usize, concurrencies: &[usize], bin: &Path) -> Result<Row> {
+    let opts = Options {
+        audit: false,
+        ..Options::default()
+    };
+    let server = tokio::task::spawn_blocking(move || KubeApiServer::start(opts)).await??;
+    let admin = server.client().await?;
+    ferrolb_kubeapi::apply::apply_rbac_manifests(&admin, "controller-bench").await?;
+    let sa_yaml = server
+        .service_account_kubeconfig("metallb-system", "controller")
+        .await?;
+    let dir = std::env::temp_dir().join(format!("controller-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, &sa_yaml)?;
+    let sa =
+        kube::Client::try_from(ferrolb_kubeapi::kubeconfig::config_from_yaml(&sa_yaml).await?)?;
+
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "metallb-system");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "config"},
+            "data": {"config": "address-pools:\n- name: bench\n  protocol: bgp\n  addresses:\n  - 10.128.0.0/16\n"}
+        }))?,
+    )
+    .await?;
+    let t = Instant::now();
+    create_services(&admin, "bench-ref", n, Some("bench-reference")).await?;
+    create_services(&admin, "bench", n, None).await?;
+    eprintln!(
+        "N={n}: created 2 x {n} Services in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let seen_ref = observe(admin.clone(), "bench-ref");
+    let seen_ctl = observe(admin.clone(), "bench");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut reference_times = Vec::new();
+    for (round, c) in concurrencies.iter().enumerate() {
+        let d = reference(&sa, &seen_ref, n, *c, round + 1).await?;
+        eprintln!(
+            "N={n}: reference, concurrency {c:3}: {:.2} s",
+            d.as_secs_f64()
+        );
+        reference_times.push((*c, d));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let log = dir.join("controller.log");
+    let start = Instant::now();
+    let mut child = Command::new(bin)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["--listen", "127.0.0.1:0", "--identity", "bench"])
-        .env("RUST_LOG", "warn")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--identity",
+            "bench",
+            "--lease-duration",
+            "3",
+        ])
+        .env("RUST_LOG", "warn,ferrolb_controller::leader=debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(std::fs::File::create(&log)?)
         .spawn()
         .with_context(|| format!("spawning {}", bin.display()))?;
     let pid = child.id();
-    let mut peak_rss = 0;
-    loop {
-        let done = *done_rx.borrow_and_update();
-        if let Ok((rss, _)) = proc_stats(pid) {
-            peak_rss = peak_rss.max(rss);
-            if std::env::var_os("BENCH_TRACE").is_some() {
-                eprintln!(
-                    "{:6.2}s assigned {done:5} rss {:.1} MiB",
-                    start.elapsed().as_secs_f64(),
-                    rss as f64 / 1024.0
-                );
-            }
+    let mut peak = 0;
+    while count_with_prefix(&seen_ctl, "10.128.") < n {
+        if let Some(r) = rss_kib(pid) {
+            peak = peak.max(r);
         }
-        if done >= n {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
+        if start.elapsed() > Duration::from_secs(300) {
             let _ = child.kill();
-            bail!("only {done} of {n} assigned after 120 s");
+            bail!(
+                "controller: only {} of {n} after 300 s",
+                count_with_prefix(&seen_ctl, "10.128.")
+            );
         }
-        let _ = tokio::time::timeout(Duration::from_millis(100), done_rx.changed()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let elapsed = start.elapsed();
-    let (rss_done, cpu0) = proc_stats(pid)?;
-    let (_, server_cpu1) = proc_stats(me)?;
-    println!(
-        "{n} pending Services assigned (status written) in {:.2} s ({:.0} Services/s)",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "CPU during that time: controller {:.2} s, lab API server + observer (this process) {:.2} s",
-        cpu0 as f64 / USER_HZ,
-        (server_cpu1 - server_cpu0) as f64 / USER_HZ
-    );
-    println!(
-        "controller RSS when done: {:.1} MiB (peak sampled {:.1} MiB)",
-        rss_done as f64 / 1024.0,
-        peak_rss as f64 / 1024.0
-    );
-
-    // Let the deferred Events drain (they yield to Service writes), then measure idle CPU.
-    tokio::time::sleep(Duration::from_secs(settle_secs)).await;
-    let (_, cpu_a) = proc_stats(pid)?;
-    tokio::time::sleep(Duration::from_secs(idle_secs)).await;
-    let (rss_idle, cpu_b) = proc_stats(pid)?;
-    let tps = USER_HZ;
-    println!(
-        "controller CPU while idle: {:.2} % of one core over {idle_secs} s (RSS {:.1} MiB); CPU used for the whole run: {:.2} s",
-        (cpu_b - cpu_a) as f64 / tps / idle_secs as f64 * 100.0,
-        rss_idle as f64 / 1024.0,
-        cpu0 as f64 / tps
-    );
-
-    // Sanity: no IP handed out twice.
-    let list = svcs.list(&Default::default()).await?;
-    let mut seen = std::collections::HashSet::new();
-    for s in &list.items {
-        for ing in s
-            .status
-            .as_ref()
-            .and_then(|st| st.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(ip) = &ing.ip
-                && !seen.insert(ip.clone())
-            {
-                bail!("duplicate IP {ip}");
-            }
-        }
+    let controller = start.elapsed();
+    let ips: HashSet<String> = seen_ctl
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    if ips.len() != n {
+        bail!("{} distinct IPs for {n} Services", ips.len());
     }
-    println!("checked: {} distinct IPs, no duplicates", seen.len());
-
-    // SIGTERM via the `kill` command keeps this example free of extra dependencies.
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = child.wait();
+    let mut lease_ms = lease_rounds(&log);
+    lease_ms.sort_by(f64::total_cmp);
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
+    Ok(Row {
+        n,
+        reference: reference_times,
+        controller,
+        rss_peak_mib: peak as f64 / 1024.0,
+        lease_ms,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let ns = arg_list(&args, "--services", &[1000, 5000]);
+    let cs = arg_list(&args, "--concurrency", &[16, 32, 64, 128]);
+    let bin = controller_binary()?;
+    let mut rows = Vec::new();
+    for n in ns {
+        rows.push(one(n, &cs, &bin).await?);
+    }
+    println!(
+        "\n| N | reference (best concurrency) | all concurrencies | ferrolb-controller | ratio | controller peak RSS | Lease rounds during the run: n, p50, p99, max |"
+    );
+    println!("|---:|---|---|---|---:|---:|---|");
+    for r in &rows {
+        let (bc, best) = r
+            .reference
+            .iter()
+            .min_by_key(|(_, d)| *d)
+            .copied()
+            .unwrap_or((0, Duration::ZERO));
+        let all: Vec<String> = r
+            .reference
+            .iter()
+            .map(|(c, d)| format!("{c}: {:.2} s", d.as_secs_f64()))
+            .collect();
+        println!(
+            "| {} | {:.2} s ({bc}) | {} | {:.2} s | {:.2}x | {:.1} MiB | {}, {:.1} ms, {:.1} ms, {:.1} ms |",
+            r.n,
+            best.as_secs_f64(),
+            all.join(", "),
+            r.controller.as_secs_f64(),
+            r.controller.as_secs_f64() / best.as_secs_f64(),
+            r.rss_peak_mib,
+            r.lease_ms.len(),
+            pct(&r.lease_ms, 0.5),
+            pct(&r.lease_ms, 0.99),
+            r.lease_ms.last().copied().unwrap_or(f64::NAN),
+        );
+    }
     Ok(())
 }

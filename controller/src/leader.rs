@@ -243,7 +243,14 @@ impl Elector {
                 _ = cancel.cancelled() => break,
                 r = self.try_acquire_or_renew() => r,
             };
-            (self.observe)(started.elapsed());
+            let took = started.elapsed();
+            (self.observe)(took);
+            tracing::debug!(
+                lease = %self.cfg.name,
+                elapsed_us = took.as_micros() as u64,
+                ok = attempt.is_ok(),
+                "lease round"
+            );
             match attempt {
                 Ok(true) => {
                     let now = Instant::now();

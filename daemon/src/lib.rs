@@ -32,13 +32,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// kube's HTTP trace layer logs every failed request at ERROR, once per retry: during an API
+/// outage that is a line per watch per second. The daemons log those failures themselves,
+/// rate-limited ([`watch`], [`rejection`]), so the layer is off unless `RUST_LOG` names
+/// `kube_client` explicitly.
+pub const QUIET_KUBE_TRACE: &str = "kube_client::client::builder=off";
+
+/// The log filter: `RUST_LOG` if set, else `default`; plus [`QUIET_KUBE_TRACE`].
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let spec = if base.contains("kube_client") {
+        base
+    } else {
+        format!("{base},{QUIET_KUBE_TRACE}")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
 /// Sets up `tracing` for a daemon: `RUST_LOG` if set, else `info`; stderr.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter("info");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -85,6 +107,12 @@ pub async fn serve_http(
 mod tests {
     use super::*;
     use axum::routing::get;
+
+    #[test]
+    fn the_kube_trace_layer_is_off_by_default() {
+        let f = log_filter("info").to_string();
+        assert!(f.contains("kube_client::client::builder=off"), "{f}");
+    }
 
     #[tokio::test]
     async fn serves_until_cancelled() {

@@ -493,30 +493,6 @@ struct World {
     audit_from: usize,
 }
 
-/// Applies a manifest document (server-side apply, so re-applying on the shared server is
-/// a no-op).
-async fn apply(client: &kube::Client, obj: &Value) -> Result<()> {
-    let api_version = obj["apiVersion"].as_str().context("apiVersion")?;
-    let kind = obj["kind"].as_str().context("kind")?;
-    let name = obj["metadata"]["name"].as_str().context("name")?;
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = format!("{}s", kind.to_lowercase());
-    let ar =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
-    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-        None => Api::all_with(client.clone(), &ar),
-    };
-    api.patch(
-        name,
-        &PatchParams::apply(TEST_AGENT).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .with_context(|| format!("applying {kind} {name}"))?;
-    Ok(())
-}
-
 impl World {
     async fn new(api: TestApi) -> Result<World> {
         let mut cfg = api.admin_config().await;
@@ -527,19 +503,7 @@ impl World {
         let kube = kube::Client::try_from(cfg)?;
         if api.is_real() {
             // The real thing: the manifests' Namespace, ServiceAccounts, RBAC and FlowSchema.
-            for f in [
-                "namespace.yaml",
-                "rbac-controller.yaml",
-                "rbac-speaker.yaml",
-                "before-1.29/flowcontrol.yaml",
-            ] {
-                let text = std::fs::read_to_string(repo_root().join("manifests").join(f))?;
-                let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-                    .with_context(|| format!("{f}: not valid YAML"))?;
-                for d in docs.iter().filter(|d| !d.is_null()) {
-                    apply(&kube, d).await.with_context(|| f.to_string())?;
-                }
-            }
+            ferrolb_kubeapi::apply::apply_rbac_manifests(&kube, TEST_AGENT).await?;
         } else {
             create(
                 &kube,

@@ -12,10 +12,13 @@
 //!   admin client and kubeconfig, ServiceAccount-token kubeconfigs, outages (stop/start),
 //!   forced relists (etcd compaction), the audit log. Dropping it, a panic, or the end of
 //!   the process (the children carry `PR_SET_PDEATHSIG`) stops both.
+//! - [`apply`]: server-side apply of manifests (strict validation), and ferrolb's RBAC
+//!   manifests a real cluster needs.
 //! - [`shared`]: one server per test binary, one test at a time, cleaned between tests.
 //! - [`TestApi`] and [`on_both_servers!`]: a test written once runs against the lab API
 //!   server and the real one.
 
+pub mod apply;
 pub mod args;
 pub mod assets;
 pub mod audit;

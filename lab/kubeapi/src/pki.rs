@@ -178,6 +178,21 @@ impl Pki {
         Self::client_cert_signed_by(&self.ca, user, groups)
     }
 
+    /// The admin's kubeconfig for the server at `url` (client certificate in
+    /// `system:masters`, trusting this CA).
+    pub fn admin_kubeconfig(&self, url: &str) -> String {
+        crate::kubeconfig::kubeconfig(
+            url,
+            &self.ca.cert_pem,
+            "ferrolb-admin",
+            &crate::kubeconfig::Credentials::Certificate {
+                cert_pem: &self.admin.cert_pem,
+                key_pem: &self.admin.key_pem,
+            },
+            "default",
+        )
+    }
+
     /// Writes what kube-apiserver reads into `dir`.
     pub fn write_to(&self, dir: &Path) -> Result<PkiFiles, PkiError> {
         let files = PkiFiles {

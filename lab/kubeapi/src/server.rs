@@ -348,16 +348,7 @@ impl KubeApiServer {
 
     /// The admin's kubeconfig (client certificate in `system:masters`).
     pub fn admin_kubeconfig(&self) -> String {
-        kubeconfig::kubeconfig(
-            &self.layout.url(),
-            &self.pki.ca.cert_pem,
-            "ferrolb-admin",
-            &Credentials::Certificate {
-                cert_pem: &self.pki.admin.cert_pem,
-                key_pem: &self.pki.admin.key_pem,
-            },
-            "default",
-        )
+        self.pki.admin_kubeconfig(&self.layout.url())
     }
 
     /// A kube client as the admin (built in the caller's runtime).
@@ -380,60 +371,14 @@ impl KubeApiServer {
         name: &str,
     ) -> Result<String, Error> {
         let client = self.client().await?;
-        let ns: Api<Namespace> = Api::all(client.clone());
-        if ns
-            .get_opt(namespace)
-            .await
-            .map_err(kube_err("get namespace"))?
-            .is_none()
-        {
-            let obj: Namespace =
-                serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
-                    .map_err(|e| Error::Kube {
-                        what: "namespace".into(),
-                        message: e.to_string(),
-                    })?;
-            ignore_exists(ns.create(&PostParams::default(), &obj).await)
-                .map_err(kube_err(format!("create namespace {namespace}")))?;
-        }
-        let sas: Api<ServiceAccount> = Api::namespaced(client, namespace);
-        if sas
-            .get_opt(name)
-            .await
-            .map_err(kube_err("get serviceaccount"))?
-            .is_none()
-        {
-            let obj: ServiceAccount = serde_json::from_value(
-                serde_json::json!({"metadata": {"name": name}}),
-            )
-            .map_err(|e| Error::Kube {
-                what: "serviceaccount".into(),
-                message: e.to_string(),
-            })?;
-            ignore_exists(sas.create(&PostParams::default(), &obj).await).map_err(kube_err(
-                format!("create serviceaccount {namespace}/{name}"),
-            ))?;
-        }
-        let req = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: vec![ISSUER.to_string()],
-                expiration_seconds: Some(86_400),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let tr = sas
-            .create_token_request(name, &PostParams::default(), &req)
-            .await
-            .map_err(kube_err(format!("TokenRequest for {namespace}/{name}")))?;
-        let token = tr.status.map(|s| s.token).unwrap_or_default();
-        Ok(kubeconfig::kubeconfig(
+        service_account_kubeconfig(
+            &client,
             &self.layout.url(),
             &self.pki.ca.cert_pem,
-            &format!("system:serviceaccount:{namespace}:{name}"),
-            &Credentials::Token(&token),
             namespace,
-        ))
+            name,
+        )
+        .await
     }
 
     /// Every request recorded in the audit log so far (empty without auditing).
@@ -478,6 +423,72 @@ fn ignore_exists<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// A kubeconfig for ServiceAccount `namespace/name` of the server at `url` (trusting
+/// `ca_pem`), with a day-long token from the TokenRequest API, asked for by `admin`. The
+/// namespace and the ServiceAccount are created if missing.
+pub async fn service_account_kubeconfig(
+    admin: &kube::Client,
+    url: &str,
+    ca_pem: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<String, Error> {
+    let json_err = |what: &str| {
+        let what = what.to_string();
+        move |e: serde_json::Error| Error::Kube {
+            what,
+            message: e.to_string(),
+        }
+    };
+    let ns: Api<Namespace> = Api::all(admin.clone());
+    if ns
+        .get_opt(namespace)
+        .await
+        .map_err(kube_err("get namespace"))?
+        .is_none()
+    {
+        let obj: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
+                .map_err(json_err("namespace"))?;
+        ignore_exists(ns.create(&PostParams::default(), &obj).await)
+            .map_err(kube_err(format!("create namespace {namespace}")))?;
+    }
+    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    if sas
+        .get_opt(name)
+        .await
+        .map_err(kube_err("get serviceaccount"))?
+        .is_none()
+    {
+        let obj: ServiceAccount =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .map_err(json_err("serviceaccount"))?;
+        ignore_exists(sas.create(&PostParams::default(), &obj).await).map_err(kube_err(
+            format!("create serviceaccount {namespace}/{name}"),
+        ))?;
+    }
+    let req = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![ISSUER.to_string()],
+            expiration_seconds: Some(86_400),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let tr = sas
+        .create_token_request(name, &PostParams::default(), &req)
+        .await
+        .map_err(kube_err(format!("TokenRequest for {namespace}/{name}")))?;
+    let token = tr.status.map(|s| s.token).unwrap_or_default();
+    Ok(kubeconfig::kubeconfig(
+        url,
+        ca_pem,
+        &format!("system:serviceaccount:{namespace}:{name}"),
+        &Credentials::Token(&token),
+        namespace,
+    ))
 }
 
 /// Waits until `/readyz` answers 200 and the `default` namespace exists (created by the
@@ -529,7 +540,8 @@ fn etcd_http(addr: SocketAddr, method: &str, path: &str, body: &str) -> std::io:
     Ok(body.to_string())
 }
 
-fn etcd_healthy(addr: SocketAddr) -> bool {
+/// Whether etcd at `addr` answers `/health` with `"health":"true"`.
+pub fn etcd_healthy(addr: SocketAddr) -> bool {
     etcd_http(addr, "GET", "/health", "").is_ok_and(|b| b.contains("\"true\""))
 }
 

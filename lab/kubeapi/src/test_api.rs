@@ -162,3 +162,27 @@ macro_rules! on_both_servers {
         )+
     };
 }
+
+/// For synchronous tests that start their own API server of a given [`Kind`] (the netns
+/// lab's end-to-end tests): each `fn NAME(kind: Kind)` runs as `NAME::lab` and `NAME::real`,
+/// the latter skipped with a message when the binaries are missing (an error under
+/// `CI=true`).
+#[macro_export]
+macro_rules! on_both_kinds {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn lab() {
+                    super::$name($crate::Kind::Lab)
+                }
+                #[test]
+                fn real() {
+                    if $crate::assets::require(concat!(module_path!(), "::real")).is_some() {
+                        super::$name($crate::Kind::Real)
+                    }
+                }
+            }
+        )+
+    };
+}
