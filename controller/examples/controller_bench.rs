@@ -4,24 +4,30 @@
 //! For each N (default 1,000 and 5,000) one fresh kube-apiserver + etcd is started
 //! (`ferrolb-kubeapi`, etcd in memory, no audit log), ferrolb's RBAC and FlowSchema
 //! manifests are applied, and two sets of N waiting LoadBalancer Services
-//! (`allocateLoadBalancerNodePorts: false`) are created. Then, observed through a watch
-//! from this process (the end of a run = the watch has seen every Service with an IP):
+//! (`allocateLoadBalancerNodePorts: false`) are created. A run ends when a watch from this
+//! process has seen every Service of its set with an IP.
 //!
-//! 1. **reference**: a bare kube client with the controller's ServiceAccount token lists
-//!    its N Services (class `bench-reference`, which the controller ignores) and writes the
-//!    same status patch the controller writes (ingress IP + pool annotation, one merge patch
-//!    of `/status`), at each concurrency of `--concurrency`; the best one counts;
-//! 2. **controller**: the real `ferrolb-controller` binary starts with the same token and
-//!    assigns the other N. Its RSS is sampled from `/proc` every 50 ms; every Lease round it
-//!    makes during the burst (GET + PUT, `--lease-duration 3`, so one every ~0.43 s) is taken
-//!    from its debug log.
+//! - **reference**: a bare kube client with the controller's ServiceAccount token (so the
+//!   same priority level) lists its N Services (class `bench-reference`, which the
+//!   controller ignores) and writes the same status patch the controller writes (ingress IP
+//!   and an annotation of the same size, one merge patch of `/status`), at each concurrency
+//!   of `--concurrency`; the concurrency with the best median counts.
+//! - **controller**: the real `ferrolb-controller` binary, started with the same token,
+//!   assigns the other N (reset to waiting before each run). Its RSS is sampled from
+//!   `/proc`; every Lease round it makes (a renewal is one PUT; `--lease-duration 3`, so one
+//!   every ~0.43 s) is taken from its debug log.
+//!
+//! Each of `--repeat` rounds runs the reference at every concurrency and then the controller
+//! at every `--controller-concurrency`, so all see the same machine load; medians are
+//! compared.
 //!
 //! ```text
 //! cargo build --release -p ferrolb-controller --bin ferrolb-controller --example controller_bench
-//! target/release/examples/controller_bench [--services 1000,5000] [--concurrency 16,32,64,128]
+//! target/release/examples/controller_bench [--services 1000,5000] [--concurrency 8,16,32,64]
+//!     [--controller-concurrency 16] [--repeat 3]
 //! ```
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,9 +41,15 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use serde_json::json;
+use serde_json::{Value, json};
 
+/// The reference writes an annotation of the same size as the controller's pool annotation
+/// under another key: with the controller's own key on its (foreign-class) Services the
+/// controller would consider them its own and clear them.
+const REFERENCE_ANN: &str = "reference.example/ip-allocated-from-pool";
 const POOL_ANN: &str = "metallb.universe.tf/ip-allocated-from-pool";
+/// The controller's pool (its IPs start with this).
+const POOL_PREFIX: &str = "10.128.";
 
 fn arg_list(args: &[String], flag: &str, default: &[usize]) -> Vec<usize> {
     args.iter()
@@ -72,65 +84,66 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// A watcher in `ns` counting Services whose first ingress IP starts with `prefix`.
-fn observe(
-    client: kube::Client,
-    ns: &str,
-) -> Arc<Mutex<std::collections::HashMap<String, String>>> {
-    let seen = Arc::new(Mutex::new(std::collections::HashMap::new()));
-    let out = seen.clone();
-    let api: Api<Service> = Api::namespaced(client, ns);
-    tokio::spawn(async move {
-        let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
-        while let Ok(Some(ev)) = stream.try_next().await {
-            let svc = match ev {
-                watcher::Event::Apply(s) | watcher::Event::InitApply(s) => s,
-                _ => continue,
-            };
-            let ip = svc
-                .status
-                .and_then(|s| s.load_balancer)
-                .and_then(|lb| lb.ingress)
-                .and_then(|i| i.into_iter().next())
-                .and_then(|i| i.ip);
-            if let (Some(name), Some(ip)) = (svc.metadata.name, ip) {
-                out.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name, ip);
+/// The current first ingress IP of every Service of a namespace, as a watch sees them.
+#[derive(Clone, Default)]
+struct Observer(Arc<Mutex<HashMap<String, String>>>);
+
+impl Observer {
+    fn start(client: kube::Client, ns: &str) -> Observer {
+        let obs = Observer::default();
+        let map = obs.0.clone();
+        let api: Api<Service> = Api::namespaced(client, ns);
+        tokio::spawn(async move {
+            let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+            while let Ok(Some(ev)) = stream.try_next().await {
+                let (svc, deleted) = match ev {
+                    watcher::Event::Apply(s) | watcher::Event::InitApply(s) => (s, false),
+                    watcher::Event::Delete(s) => (s, true),
+                    _ => continue,
+                };
+                let Some(name) = svc.metadata.name.clone() else {
+                    continue;
+                };
+                let ip = svc
+                    .status
+                    .and_then(|s| s.load_balancer)
+                    .and_then(|lb| lb.ingress)
+                    .and_then(|i| i.into_iter().next())
+                    .and_then(|i| i.ip);
+                let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+                match ip.filter(|_| !deleted) {
+                    Some(ip) => m.insert(name, ip),
+                    None => m.remove(&name),
+                };
             }
-        }
-    });
-    seen
-}
-
-fn count_with_prefix(
-    seen: &Mutex<std::collections::HashMap<String, String>>,
-    prefix: &str,
-) -> usize {
-    seen.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .filter(|ip| ip.starts_with(prefix))
-        .count()
-}
-
-async fn wait_count(
-    seen: &Mutex<std::collections::HashMap<String, String>>,
-    prefix: &str,
-    n: usize,
-    timeout: Duration,
-) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while count_with_prefix(seen, prefix) < n {
-        if Instant::now() > deadline {
-            bail!(
-                "only {} of {n} seen with {prefix}*",
-                count_with_prefix(seen, prefix)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        });
+        obs
     }
-    Ok(())
+
+    fn count(&self, prefix: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|ip| ip.starts_with(prefix))
+            .count()
+    }
+
+    fn distinct(&self) -> usize {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.values().collect::<std::collections::HashSet<_>>().len()
+    }
+
+    async fn wait(&self, prefix: &str, want: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.count(prefix) != want {
+            if Instant::now() > deadline {
+                bail!("{} of {want} with {prefix}* seen", self.count(prefix));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
 }
 
 async fn create_services(
@@ -167,18 +180,14 @@ async fn create_services(
     Ok(())
 }
 
-/// The reference: list, then one status patch per Service at `concurrency`; IPs
-/// `10.{round}.x.y`. Returns the time until the observer saw all of them.
-async fn reference(
+/// One status patch per Service of `ns` (listed first) at `concurrency`.
+async fn patch_all(
     client: &kube::Client,
-    seen: &Mutex<std::collections::HashMap<String, String>>,
-    n: usize,
+    ns: &str,
     concurrency: usize,
-    round: usize,
-) -> Result<Duration> {
-    let prefix = format!("10.{round}.");
-    let start = Instant::now();
-    let svcs: Api<Service> = Api::namespaced(client.clone(), "bench-ref");
+    patch: impl Fn(usize) -> Value,
+) -> Result<()> {
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
     let names: Vec<String> = svcs
         .list(&ListParams::default())
         .await?
@@ -190,26 +199,52 @@ async fn reference(
         field_manager: Some("bench-reference".into()),
         ..PatchParams::default()
     };
+    let patch = &patch;
     futures::stream::iter(names.into_iter().enumerate())
         .map(|(i, name)| {
-            let svcs = svcs.clone();
-            let pp = pp.clone();
-            let ip = format!("{prefix}{}.{}", i / 256, i % 256);
+            let (svcs, pp) = (svcs.clone(), pp.clone());
             async move {
-                let p = json!({"metadata": {"annotations": {POOL_ANN: "bench"}},
-                               "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}});
-                svcs.patch_status(&name, &pp, &Patch::Merge(&p)).await?;
+                svcs.patch_status(&name, &pp, &Patch::Merge(patch(i)))
+                    .await?;
                 anyhow::Ok(())
             }
         })
         .buffer_unordered(concurrency)
         .try_collect::<Vec<_>>()
         .await?;
-    wait_count(seen, &prefix, n, Duration::from_secs(120)).await?;
+    Ok(())
+}
+
+/// The reference: list + N status patches with IPs `10.{round}.x.y`, until all are seen.
+async fn reference(
+    sa: &kube::Client,
+    obs: &Observer,
+    n: usize,
+    concurrency: usize,
+    round: usize,
+) -> Result<Duration> {
+    let prefix = format!("10.{round}.");
+    let start = Instant::now();
+    patch_all(sa, "bench-ref", concurrency, |i| {
+        json!({"metadata": {"annotations": {REFERENCE_ANN: "bench"}},
+               "status": {"loadBalancer": {"ingress": [{"ip": format!("{prefix}{}.{}", i / 256, i % 256)}]}}})
+    })
+    .await?;
+    obs.wait(&prefix, n, Duration::from_secs(300)).await?;
     Ok(start.elapsed())
 }
 
-/// Lease round latencies (ms) from the controller's debug log lines `lease round elapsed_us=..`.
+/// Back to waiting: status and pool annotation cleared, as seen by the observer.
+async fn reset(admin: &kube::Client, obs: &Observer) -> Result<()> {
+    patch_all(admin, "bench", 16, |_| {
+        json!({"metadata": {"annotations": {POOL_ANN: null}},
+               "status": {"loadBalancer": {"ingress": null}}})
+    })
+    .await?;
+    obs.wait(POOL_PREFIX, 0, Duration::from_secs(120)).await
+}
+
+/// Lease round latencies (ms) from the controller's debug lines `lease round elapsed_us=..`.
 fn lease_rounds(log: &Path) -> Vec<f64> {
     let Ok(f) = std::fs::File::open(log) else {
         return Vec::new();
@@ -226,23 +261,80 @@ fn lease_rounds(log: &Path) -> Vec<f64> {
         .collect()
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[idx]
-}
-
-struct Row {
-    n: usize,
-    reference: Vec<(usize, Duration)>,
-    controller: Duration,
+struct Run {
+    time: Duration,
     rss_peak_mib: f64,
     lease_ms: Vec<f64>,
 }
 
-async fn one(n: usize, concurrencies: &[usize], bin: &Path) -> Result<Row> {
+/// One run of the real binary until the observer has seen all `n` Services with an IP.
+async fn run_controller(
+    bin: &Path,
+    kubeconfig: &Path,
+    dir: &Path,
+    n: usize,
+    concurrency: usize,
+    obs: &Observer,
+) -> Result<Run> {
+    let log = dir.join("controller.log");
+    let start = Instant::now();
+    let mut child = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--listen", "127.0.0.1:0", "--identity", "bench"])
+        .args(["--lease-duration", "3"])
+        .args(["--write-concurrency", &concurrency.to_string()])
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG")
+                .unwrap_or_else(|_| "warn,ferrolb_controller::leader=debug".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .with_context(|| format!("spawning {}", bin.display()))?;
+    let pid = child.id();
+    let mut peak = 0;
+    while obs.count(POOL_PREFIX) < n {
+        if let Some(r) = rss_kib(pid) {
+            peak = peak.max(r);
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            bail!("controller: {} of {n} after 300 s", obs.count(POOL_PREFIX));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let time = start.elapsed();
+    if obs.distinct() != n {
+        bail!("{} distinct IPs for {n} Services", obs.distinct());
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+    if let Some(keep) = std::env::var_os("BENCH_KEEP_LOG") {
+        let _ = std::fs::copy(
+            &log,
+            PathBuf::from(keep).join(format!("controller-{n}.log")),
+        );
+    }
+    Ok(Run {
+        time,
+        rss_peak_mib: peak as f64 / 1024.0,
+        lease_ms: lease_rounds(&log),
+    })
+}
+
+struct Row {
+    n: usize,
+    /// Per reference concurrency, its runs.
+    reference: Vec<(usize, Vec<Duration>)>,
+    /// Per controller write concurrency, its runs.
+    controller: Vec<(usize, Vec<Run>)>,
+}
+
+async fn one(n: usize, sweep: &[usize], ctl: &[usize], repeat: usize, bin: &Path) -> Result<Row> {
     let opts = Options {
         audit: false,
         ..Options::default()
@@ -259,7 +351,6 @@ async fn one(n: usize, concurrencies: &[usize], bin: &Path) -> Result<Row> {
     std::fs::write(&kubeconfig, &sa_yaml)?;
     let sa =
         kube::Client::try_from(ferrolb_kubeapi::kubeconfig::config_from_yaml(&sa_yaml).await?)?;
-
     let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), "metallb-system");
     cms.create(
         &PostParams::default(),
@@ -276,120 +367,116 @@ async fn one(n: usize, concurrencies: &[usize], bin: &Path) -> Result<Row> {
         "N={n}: created 2 x {n} Services in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let seen_ref = observe(admin.clone(), "bench-ref");
-    let seen_ctl = observe(admin.clone(), "bench");
+    let obs_ref = Observer::start(admin.clone(), "bench-ref");
+    let obs_ctl = Observer::start(admin.clone(), "bench");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let mut reference_times = Vec::new();
-    for (round, c) in concurrencies.iter().enumerate() {
-        let d = reference(&sa, &seen_ref, n, *c, round + 1).await?;
-        eprintln!(
-            "N={n}: reference, concurrency {c:3}: {:.2} s",
-            d.as_secs_f64()
-        );
-        reference_times.push((*c, d));
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    let log = dir.join("controller.log");
-    let start = Instant::now();
-    let mut child = Command::new(bin)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--identity",
-            "bench",
-            "--lease-duration",
-            "3",
-        ])
-        .env("RUST_LOG", "warn,ferrolb_controller::leader=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("spawning {}", bin.display()))?;
-    let pid = child.id();
-    let mut peak = 0;
-    while count_with_prefix(&seen_ctl, "10.128.") < n {
-        if let Some(r) = rss_kib(pid) {
-            peak = peak.max(r);
-        }
-        if start.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            bail!(
-                "controller: only {} of {n} after 300 s",
-                count_with_prefix(&seen_ctl, "10.128.")
+    // Every round: the reference at each concurrency, then the controller at each of its
+    // concurrencies, so all of them see the same machine load.
+    let mut round = 0;
+    let mut swept: Vec<(usize, Vec<Duration>)> = sweep.iter().map(|c| (*c, Vec::new())).collect();
+    let mut runs: Vec<(usize, Vec<Run>)> = ctl.iter().map(|c| (*c, Vec::new())).collect();
+    for r in 0..repeat {
+        for (c, list) in &mut swept {
+            round += 1;
+            let d = reference(&sa, &obs_ref, n, *c, round).await?;
+            eprintln!(
+                "N={n} run {r}: reference, concurrency {c:3}: {:.2} s",
+                d.as_secs_f64()
             );
+            list.push(d);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for (c, list) in &mut runs {
+            reset(&admin, &obs_ctl).await?;
+            let run = run_controller(bin, &kubeconfig, &dir, n, *c, &obs_ctl).await?;
+            eprintln!(
+                "N={n} run {r}: controller, --write-concurrency {c:3}: {:.2} s",
+                run.time.as_secs_f64()
+            );
+            list.push(run);
+        }
     }
-    let controller = start.elapsed();
-    let ips: HashSet<String> = seen_ctl
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
-    if ips.len() != n {
-        bail!("{} distinct IPs for {n} Services", ips.len());
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
-    let mut lease_ms = lease_rounds(&log);
-    lease_ms.sort_by(f64::total_cmp);
     let _ = std::fs::remove_dir_all(&dir);
     drop(server);
     Ok(Row {
         n,
-        reference: reference_times,
-        controller,
-        rss_peak_mib: peak as f64 / 1024.0,
-        lease_ms,
+        reference: swept,
+        controller: runs,
     })
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+fn secs(v: &[Duration]) -> String {
+    v.iter()
+        .map(|d| format!("{:.2}", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let ns = arg_list(&args, "--services", &[1000, 5000]);
-    let cs = arg_list(&args, "--concurrency", &[16, 32, 64, 128]);
+    let sweep = arg_list(&args, "--concurrency", &[8, 16, 32, 64]);
+    let ctl = arg_list(&args, "--controller-concurrency", &[16]);
+    let repeat = arg_list(&args, "--repeat", &[3])
+        .first()
+        .copied()
+        .unwrap_or(3);
     let bin = controller_binary()?;
     let mut rows = Vec::new();
     for n in ns {
-        rows.push(one(n, &cs, &bin).await?);
+        rows.push(one(n, &sweep, &ctl, repeat, &bin).await?);
     }
     println!(
-        "\n| N | reference (best concurrency) | all concurrencies | ferrolb-controller | ratio | controller peak RSS | Lease rounds during the run: n, p50, p99, max |"
+        "\n| N | reference runs per concurrency (s) | reference: best median | ferrolb-controller runs (s) | controller median | ratio | controller peak RSS | Lease rounds during the runs: n, p50, p99, max |"
     );
-    println!("|---:|---|---|---|---:|---:|---|");
+    println!("|---:|---|---|---|---|---:|---:|---|");
     for r in &rows {
-        let (bc, best) = r
+        let (best_c, best) = r
             .reference
             .iter()
-            .min_by_key(|(_, d)| *d)
-            .copied()
+            .map(|(c, v)| (*c, median(v)))
+            .min_by_key(|(_, m)| *m)
             .unwrap_or((0, Duration::ZERO));
-        let all: Vec<String> = r
+        let sweep: Vec<String> = r
             .reference
             .iter()
-            .map(|(c, d)| format!("{c}: {:.2} s", d.as_secs_f64()))
+            .map(|(c, v)| format!("{c}: {}", secs(v)))
             .collect();
-        println!(
-            "| {} | {:.2} s ({bc}) | {} | {:.2} s | {:.2}x | {:.1} MiB | {}, {:.1} ms, {:.1} ms, {:.1} ms |",
-            r.n,
-            best.as_secs_f64(),
-            all.join(", "),
-            r.controller.as_secs_f64(),
-            r.controller.as_secs_f64() / best.as_secs_f64(),
-            r.rss_peak_mib,
-            r.lease_ms.len(),
-            pct(&r.lease_ms, 0.5),
-            pct(&r.lease_ms, 0.99),
-            r.lease_ms.last().copied().unwrap_or(f64::NAN),
-        );
+        for (c, list) in &r.controller {
+            let times: Vec<Duration> = list.iter().map(|x| x.time).collect();
+            let med = median(&times);
+            let mut lease: Vec<f64> = list.iter().flat_map(|x| x.lease_ms.clone()).collect();
+            lease.sort_by(f64::total_cmp);
+            let rss = list.iter().map(|x| x.rss_peak_mib).fold(0.0, f64::max);
+            println!(
+                "| {} | {} | {:.2} s ({best_c}) | ({c}) {} | {:.2} s | {:.2}x | {rss:.1} MiB | {}, {:.1} ms, {:.1} ms, {:.1} ms |",
+                r.n,
+                sweep.join("; "),
+                best.as_secs_f64(),
+                secs(&times),
+                med.as_secs_f64(),
+                med.as_secs_f64() / best.as_secs_f64(),
+                lease.len(),
+                pct(&lease, 0.5),
+                pct(&lease, 0.99),
+                lease.last().copied().unwrap_or(f64::NAN),
+            );
+        }
     }
     Ok(())
 }

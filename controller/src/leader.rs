@@ -189,6 +189,7 @@ pub async fn spawn(
                     cfg,
                     post,
                     observe,
+                    held: None,
                     observed: None,
                     tx,
                     valid_until,
@@ -228,6 +229,8 @@ struct Elector {
     cfg: LeaseConfig,
     post: PostParams,
     observe: LatencyObserver,
+    /// The Lease as we last wrote it, while we hold it (renewals start from it).
+    held: Option<Lease>,
     /// The last Lease record seen (holder, renew time) and when we first saw it.
     observed: Option<(Record, Instant)>,
     tx: watch::Sender<bool>,
@@ -248,6 +251,7 @@ impl Elector {
             tracing::debug!(
                 lease = %self.cfg.name,
                 elapsed_us = took.as_micros() as u64,
+                renewal = self.held.is_some(),
                 ok = attempt.is_ok(),
                 "lease round"
             );
@@ -315,6 +319,25 @@ impl Elector {
     /// One round: create, renew or take over the Lease. `Ok(true)` = we hold it now.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
+        // While leading, renew with one PUT of the Lease as we last wrote it (client-go's
+        // optimistic renew); only a conflict (someone else wrote it) needs the GET below.
+        if *self.tx.borrow()
+            && let Some(mut lease) = self.held.clone()
+        {
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.renew_time = Some(MicroTime(now));
+                spec.lease_duration_seconds = Some(self.duration_secs());
+            }
+            match self.api.replace(&self.cfg.name, &self.post, &lease).await {
+                Ok(written) => {
+                    self.held = Some(written);
+                    return Ok(true);
+                }
+                Err(e) if is_conflict(&e) => self.held = None,
+                Err(e) => return Err(e),
+            }
+        }
+        self.held = None;
         let existing = self.api.get_opt(&self.cfg.name).await?;
         let Some(lease) = existing else {
             let lease = Lease {
@@ -333,7 +356,10 @@ impl Elector {
                 }),
             };
             return match self.api.create(&self.post, &lease).await {
-                Ok(_) => Ok(true),
+                Ok(written) => {
+                    self.held = Some(written);
+                    Ok(true)
+                }
                 Err(e) if is_conflict(&e) => Ok(false),
                 Err(e) => Err(e),
             };
@@ -382,7 +408,10 @@ impl Elector {
         let mut updated = lease;
         updated.spec = Some(new_spec);
         match self.api.replace(&self.cfg.name, &self.post, &updated).await {
-            Ok(_) => Ok(true),
+            Ok(written) => {
+                self.held = Some(written);
+                Ok(true)
+            }
             Err(e) if is_conflict(&e) => Ok(false),
             Err(e) => Err(e),
         }

@@ -52,7 +52,7 @@ pub struct Metrics {
     pub config_stale: Gauge,
     /// 1 while this replica holds the leader Lease (ferrolb's own).
     pub is_leader: Gauge,
-    /// Duration of each Lease acquire/renew round (GET + PUT), in seconds.
+    /// Duration of each Lease round (a renewal: one PUT; an acquisition: GET + PUT), in seconds.
     pub lease_latency: Histogram,
     known_pools: Mutex<BTreeSet<String>>,
 }
@@ -120,7 +120,7 @@ impl Metrics {
         );
         registry.register(
             "ferrolb_controller_lease_request_seconds",
-            "Duration of each leader-election Lease acquire or renew round (GET and PUT)",
+            "Duration of each leader-election Lease round: a renewal is one PUT, an acquisition a GET and a PUT",
             lease_latency.clone(),
         );
         Self {

@@ -437,9 +437,9 @@ impl Driver {
                 _ => "[]".to_string(),
             };
             if level_error {
-                tracing::error!(service = %done.key, code = f.code, reason = %f.reason, message = %f.message, attempt, ?delay, ips = %ips, "the API server rejected the Service write; keeping the allocation and retrying");
+                tracing::error!(service = %done.key, code = f.code, reason = %f.reason, detail = %f.message, attempt, ?delay, ips = %ips, "the API server rejected the Service write; keeping the allocation and retrying");
             } else {
-                tracing::warn!(service = %done.key, code = f.code, reason = %f.reason, message = %f.message, attempt, ?delay, ips = %ips, "writing the Service failed; keeping the allocation and retrying");
+                tracing::warn!(service = %done.key, code = f.code, reason = %f.reason, detail = %f.message, attempt, ?delay, ips = %ips, "writing the Service failed; keeping the allocation and retrying");
             }
         }
         self.retry_after(done.key, delay);
