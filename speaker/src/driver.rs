@@ -17,18 +17,18 @@ use std::time::Duration;
 
 use ferrolb_bgp::session::SpeakerEvent;
 use ferrolb_config::Config;
-use futures::{StreamExt, TryStreamExt};
+use ferrolb_daemon::watch::watch;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::decision::{self, Decision, Origin};
-use crate::events::{EventSink, EventSpec};
+use crate::events::{EventSink, Severity, about_service};
 use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
 use crate::learned::PodRouteContext;
 use crate::metrics::Metrics;
@@ -140,20 +140,14 @@ impl Driver {
         let eps_api: Api<EndpointSlice> = Api::all(client.clone());
         let node_api: Api<Node> = Api::all(client.clone());
         let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
-        let mut services = watcher::watcher(svc_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut slices = watcher::watcher(eps_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut services = watch(svc_api, watcher::Config::default(), "services");
+        let mut slices = watch(eps_api, watcher::Config::default(), "endpointslices");
         let node_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
-        let mut nodes = watcher::watcher(node_api, node_cfg)
-            .default_backoff()
-            .boxed();
+        let mut nodes = watch(node_api, node_cfg, "node");
         let cm_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.config_name));
-        let mut configs = watcher::watcher(cm_api, cm_cfg).default_backoff().boxed();
+        let mut configs = watch(cm_api, cm_cfg, "configmap");
         let mut retry = tokio::time::interval(PEER_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -197,9 +191,9 @@ impl Driver {
         self.sessions.shutdown(SHUTDOWN_REASON).await;
     }
 
-    fn watch_error(&self, what: &str, e: &watcher::Error) {
+    /// Counted; logged (rate-limited) by the watch itself.
+    fn watch_error(&self, _what: &str, _e: &watcher::Error) {
         self.metrics.update_errors.inc();
-        tracing::warn!(watch = what, error = %e, "watch error (retrying with backoff)");
     }
 
     fn mark(&mut self, changed: bool) {
@@ -451,17 +445,17 @@ impl Driver {
                 continue;
             };
             tracing::info!(service = %key, ips = ?ips, "service announced from this node");
-            self.events.publish(EventSpec {
-                namespace: svc.namespace.clone(),
-                name: svc.name.clone(),
-                uid: svc.uid.clone(),
-                warning: false,
-                reason: "nodeAssigned",
-                message: format!(
+            self.events.publish(about_service(
+                &svc.namespace,
+                &svc.name,
+                svc.uid.clone(),
+                Severity::Normal,
+                "nodeAssigned",
+                format!(
                     "announcing from node {:?} with protocol \"bgp\"",
                     self.node_name
                 ),
-            });
+            ));
         }
         for key in self.announced.keys() {
             if !decision.announced_services.contains_key(key) {
@@ -478,14 +472,14 @@ impl Driver {
                 continue;
             };
             tracing::warn!(service = %key, %reason, "service not announced");
-            self.events.publish(EventSpec {
-                namespace: svc.namespace.clone(),
-                name: svc.name.clone(),
-                uid: svc.uid.clone(),
-                warning: true,
-                reason: "AnnounceFailed",
-                message: format!("node {:?}: {reason}", self.node_name),
-            });
+            self.events.publish(about_service(
+                &svc.namespace,
+                &svc.name,
+                svc.uid.clone(),
+                Severity::Warning,
+                "AnnounceFailed",
+                format!("node {:?}: {reason}", self.node_name),
+            ));
         }
         self.warned = now;
     }

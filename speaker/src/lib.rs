@@ -119,9 +119,23 @@ impl Drop for Running {
     }
 }
 
-/// Start the speaker with `client` (inside a tokio runtime). The BGP sessions connect out
-/// from this process's network namespace.
-pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, Error> {
+/// The component name: User-Agent product and field manager of every request.
+pub const COMPONENT: &str = "ferrolb-speaker";
+
+/// Who this speaker is to the API server (its node as instance).
+pub fn identity(opts: &Options) -> ferrolb_daemon::Identity {
+    ferrolb_daemon::Identity {
+        component: COMPONENT,
+        instance: opts.node_name.clone(),
+    }
+}
+
+/// Start the speaker with a client from `config` (inside a tokio runtime; every request
+/// names the component and node, see [`identity`]). The BGP sessions connect out from this
+/// process's network namespace.
+pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, Error> {
+    let identity = identity(&opts);
+    let client = ferrolb_daemon::client::client(config, &identity)?;
     let cancel = CancellationToken::new();
     // Learned routes go from the sessions straight to the pod-route installer as bounded,
     // coalescing diffs (never a whole-table copy per change).
@@ -187,12 +201,7 @@ pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, E
             while learned_routes.recv().await.is_some() {}
         })),
     }
-    let (events, events_task) = events::spawn(
-        client.clone(),
-        opts.node_name.clone(),
-        metrics.clone(),
-        cancel.child_token(),
-    );
+    let (events, events_task) = events::spawn(client.clone(), &identity, cancel.child_token());
     others.push(events_task);
     let sessions = sessions::Sessions::new(speaker.clone());
     let driver = driver::Driver::new(
@@ -225,8 +234,8 @@ pub async fn run(
     kubeconfig: Option<&Path>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let client = ferrolb_daemon::client_for(kubeconfig).await?;
-    let running = start(opts, client).await?;
+    let config = ferrolb_daemon::client::load_config(kubeconfig).await?;
+    let running = start(opts, config).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())
