@@ -57,6 +57,14 @@ pub struct Cli {
         default_value_t = 15
     )]
     pub lease_duration_secs: u64,
+    /// Service writes in flight at once (decisions stay serial). More is not faster on a
+    /// busy API server: see the benchmark in controller/README.md.
+    #[arg(
+        long = "write-concurrency",
+        env = "FERROLB_WRITE_CONCURRENCY",
+        default_value_t = crate::options::DEFAULT_WRITE_CONCURRENCY
+    )]
+    pub write_concurrency: usize,
     /// Subcommand; without one the controller runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -101,6 +109,7 @@ impl Cli {
         }
         let secs = self.lease_duration_secs.max(3);
         opts.leader = crate::leader::Timing::for_lease_duration(Duration::from_secs(secs));
+        opts.write_concurrency = self.write_concurrency.max(1);
         opts
     }
 }
