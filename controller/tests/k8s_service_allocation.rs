@@ -1,4 +1,4 @@
-//! `serviceAllocation` end to end against the lab API server: pools reserved for a namespace
+//! `serviceAllocation` end to end, on the lab API server and the real kube-apiserver: pools reserved for a namespace
 //! (by label) and for labelled Services, the fallback pool, a requested pool outside the
 //! Service's allowed set, and Namespace label changes seen through the controller's Namespace
 //! watch.
@@ -88,7 +88,8 @@ impl Cluster<'_> {
         let svc: Service = serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": ns, "labels": labels,
                          "annotations": annotations},
-            "spec": {"type": "LoadBalancer", "selector": {"app": name},
+            "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                     "selector": {"app": name},
                      "ports": [{"name": "p", "port": 80, "protocol": "TCP"}]}
         }))
         .expect("service");
@@ -125,15 +126,16 @@ impl Cluster<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn services_get_the_pools_reserved_for_them() {
-    let lab = Lab::start().await;
+ferrolb_kubeapi::on_both_servers!(services_get_the_pools_reserved_for_them);
+
+async fn services_get_the_pools_reserved_for_them(api: ferrolb_kubeapi::TestApi) {
+    let lab = Lab::start(api).await;
     let c = Cluster { lab: &lab };
     c.namespace("team-a", json!({"team": "a"})).await;
     c.namespace("team-b", json!({})).await;
     let mut opts = options("ctl");
     opts.config_override = Some(config());
-    let _ctl = ferrolb_controller::start(opts, lab.client.clone())
+    let _ctl = ferrolb_controller::start(opts, lab.config().await)
         .await
         .expect("start controller");
 

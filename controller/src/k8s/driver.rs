@@ -112,9 +112,8 @@ impl Driver {
     pub(crate) async fn run(mut self, client: kube::Client, cancel: CancellationToken) {
         let svc_api: Api<SlimService> = Api::all(client.clone());
         let ns_api: Api<SlimNamespace> = Api::all(client.clone());
-        let mut ns_events = watcher::watcher(ns_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut ns_events =
+            ferrolb_daemon::watch::watch(ns_api, watcher::Config::default(), "namespaces");
         let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.opts.namespace);
         let mut svc_events =
             ferrolb_daemon::watch::watch(svc_api, watcher::Config::default(), "services");
