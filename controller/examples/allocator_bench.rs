@@ -1,6 +1,7 @@
 //! Allocator timing and memory: 100,000 allocations from an IPv4 /8 and from an IPv6 /64,
-//! 100,000 frees, refilling holes freed in the middle, and churn on a /28 vs a /8 (cost must
-//! not depend on pool size).
+//! 100,000 frees, refilling holes freed in the middle, churn on a /28 vs a /8 (cost must
+//! not depend on pool size), and 100,000 allocations with 20 pools reserved by
+//! `serviceAllocation` (selected, and passed over to reach the fallback pool).
 //!
 //! Prints, per phase, the wall time and the time this thread actually ran on a CPU (from
 //! `/proc/thread-self/schedstat`; on a shared machine the wall time includes time the thread
@@ -11,7 +12,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ferrolb_controller::allocator::{Allocator, Family, FamilyPolicy, Pool, PoolSet, Request};
+use ferrolb_controller::allocator::{
+    Allocator, Family, FamilyPolicy, LabelMatcher, Labels, Pool, PoolSet, Request,
+    ServiceAllocation,
+};
 
 const N: usize = 100_000;
 
@@ -141,6 +145,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     drop(reference_keys);
 
+    service_allocation_phases()?;
+
     // Churn next to a fragmented, nearly full small pool vs a huge pool: same cost per op.
     for (name, net) in [("/28", "192.168.0.0/28"), ("/8", "10.0.0.0/8")] {
         let mut a = Allocator::new(PoolSet::new(vec![Pool::new("p").with_cidr(net.parse()?)])?);
@@ -166,5 +172,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         )?;
     }
+    Ok(())
+}
+
+/// 20 pools (/16 each) reserved by `serviceAllocation` for namespaces labelled `team=tN`
+/// (with a priority) plus a fallback /8: N Services spread over the 20 namespaces, then N
+/// Services in an unlabelled namespace, which pass over all 20 to reach the fallback.
+fn service_allocation_phases() -> Result<(), Box<dyn std::error::Error>> {
+    const TEAMS: usize = 20;
+    let mut pools: Vec<Pool> = (0..TEAMS)
+        .map(|t| {
+            let want = format!("t{t}");
+            let matcher = LabelMatcher::new(format!("team={want}"), move |l| {
+                l.get("team") == Some(&want)
+            });
+            Pool::new(format!("team-{t}"))
+                .with_cidr(format!("10.{}.0.0/16", 100 + t).parse().expect("cidr"))
+                .with_service_allocation(ServiceAllocation {
+                    priority: Some(i32::try_from(t).unwrap_or(0) + 1),
+                    namespace_selectors: vec![matcher],
+                    ..ServiceAllocation::default()
+                })
+        })
+        .collect();
+    pools.push(Pool::new("fallback").with_cidr("11.0.0.0/8".parse()?));
+    let mut a = Allocator::new(PoolSet::new(pools)?);
+    let ns_labels: Vec<Labels> = (0..TEAMS)
+        .map(|t| [("team", format!("t{t}"))].into_iter().collect())
+        .collect();
+    let selected: Vec<Request> = (0..N)
+        .map(|i| Request {
+            namespace_labels: ns_labels[i % TEAMS].clone(),
+            ..Request::new(format!("team-{}/svc-{i}", i % TEAMS))
+        })
+        .collect();
+    let passed_over = requests("plain", Family::V4, N);
+    phase(
+        &format!("{N} assigns, each selected by 1 of {TEAMS} reserved pools"),
+        || {
+            selected
+                .into_iter()
+                .try_for_each(|r| a.assign(r).map(|x| drop(black_box(x))))
+        },
+    )?;
+    phase(
+        &format!("{N} assigns passing over {TEAMS} reserved pools to the /8"),
+        || {
+            passed_over
+                .into_iter()
+                .try_for_each(|r| a.assign(r).map(|x| drop(black_box(x))))
+        },
+    )?;
+    let stats = a.pool_stats();
+    assert!(
+        stats[..TEAMS]
+            .iter()
+            .all(|s| s.services_allocated == N / TEAMS)
+    );
+    assert_eq!(stats[TEAMS].services_allocated, N);
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct Options {
     pub leader: Timing,
     /// Service writes in flight at once (decisions stay serial).
     pub write_concurrency: usize,
+    /// Use this configuration instead of the ConfigMap (which is then ignored). For embedding
+    /// and tests: until the controller watches the `metallb.io` custom resources (issue 14
+    /// phase B), it is the only way to give it pools with a `serviceAllocation`.
+    pub config_override: Option<ferrolb_config::Config>,
 }
 
 impl Options {
@@ -46,6 +50,7 @@ impl Options {
             identity: default_identity(),
             leader: Timing::default(),
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
+            config_override: None,
         }
     }
 }

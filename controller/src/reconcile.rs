@@ -9,7 +9,9 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::allocator::{AllocError, Allocator, Assignment, ErrorKind, PoolSet, PoolStats, Request};
+use crate::allocator::{
+    AllocError, Allocator, Assignment, ErrorKind, Labels, PoolSet, PoolStats, Request,
+};
 use crate::events::{EventSpec, Regarding, Severity};
 use crate::k8s::service::SvcView;
 
@@ -90,6 +92,9 @@ pub struct Reconciler {
     last_failure: HashMap<String, String>,
     /// Services whose IPs a config change invalidated, not yet re-allocated.
     evicted: HashSet<String>,
+    /// Labels of every namespace seen, for pools whose `serviceAllocation` selects
+    /// namespaces by label.
+    namespaces: HashMap<String, Labels>,
 }
 
 fn regarding(view: &SvcView) -> Regarding {
@@ -133,7 +138,41 @@ impl Reconciler {
             pending: HashSet::new(),
             last_failure: HashMap::new(),
             evicted: HashSet::new(),
+            namespaces: HashMap::new(),
         }
+    }
+
+    /// Records the labels of namespace `name` (`None`: it is gone). Returns whether the
+    /// Services in it need reconciling: its labels changed (or it is new) and some pool
+    /// selects namespaces by label.
+    pub fn set_namespace(&mut self, name: &str, labels: Option<Labels>) -> bool {
+        let changed = match labels {
+            Some(l) => self.namespaces.insert(name.to_string(), l.clone()) != Some(l),
+            None => self.namespaces.remove(name).is_some(),
+        };
+        changed && self.alloc.pools().uses_namespace_selectors()
+    }
+
+    /// The Service's allocator request with its namespace's labels.
+    fn request_for(&self, view: &SvcView) -> Result<Request, String> {
+        let mut r = view.request.clone()?;
+        r.namespace_labels = self
+            .namespaces
+            .get(&view.namespace)
+            .cloned()
+            .unwrap_or_default();
+        Ok(r)
+    }
+
+    /// Why a config change took the Service's IPs away, for its event.
+    fn eviction_reason(&self, view: &SvcView) -> String {
+        if let (Ok(r), Some(ips)) = (self.request_for(view), view.parsed_status_ips())
+            && let Err(e @ AllocError::PoolNotForService { .. }) =
+                self.alloc.check_allowed(&r, &ips)
+        {
+            return e.to_string();
+        }
+        "the IP is no longer in the configured pools".to_string()
     }
 
     /// Read access to the allocator (tests, metrics).
@@ -179,11 +218,10 @@ impl Reconciler {
                 view.status_ips
             ));
         };
-        let req = match &view.request {
-            Ok(r) => r.clone(),
-            // A malformed request still holds its IPs: keep them out of other hands.
-            Err(_) => Request::new(key.clone()),
-        };
+        // A malformed request still holds its IPs: keep them out of other hands.
+        let req = self
+            .request_for(view)
+            .unwrap_or_else(|_| Request::new(key.clone()));
         match self.alloc.restore(req, &ips) {
             Ok(a) => {
                 tracing::debug!(service = %key, pool = %a.pool, ips = ?a.ips, "restored allocation");
@@ -223,6 +261,21 @@ impl Reconciler {
         if !view.handled(self.lb_class.as_deref()) {
             return self.reconcile_unhandled(key, view);
         }
+        if self.alloc.pools().uses_namespace_selectors()
+            && !self.namespaces.contains_key(&view.namespace)
+        {
+            // The namespace's watch event has not arrived yet: deciding now could pick a
+            // fallback pool the Service would then keep. Its arrival reconciles the Service.
+            tracing::debug!(service = %key, "namespace labels not known yet, waiting");
+            return Decision {
+                desired: self
+                    .alloc
+                    .assignment(key)
+                    .map_or(Desired::Leave, Desired::Set),
+                events: Vec::new(),
+                freed: false,
+            };
+        }
         let mut events = Vec::new();
         let mut freed = false;
 
@@ -231,7 +284,7 @@ impl Reconciler {
         let evicted = self.evicted.remove(key);
         if self.alloc.assignment(key).is_none() && !view.status_ips.is_empty() {
             let why = if evicted {
-                Err("the IP is no longer in the configured pools".to_string())
+                Err(self.eviction_reason(view))
             } else {
                 self.try_restore(view)
             };
@@ -248,8 +301,8 @@ impl Reconciler {
         }
         let before = self.alloc.assignment(key);
 
-        let request = match &view.request {
-            Ok(r) => r.clone(),
+        let request = match self.request_for(view) {
+            Ok(r) => r,
             Err(msg) => {
                 let message = format!("invalid requested loadbalancer IPs: {msg}");
                 self.note_failure(view, "LoadBalancerFailed", message, &mut events);
@@ -262,6 +315,21 @@ impl Reconciler {
                 };
             }
         };
+        // The pool it holds from no longer selects it (its labels, its namespace's labels or
+        // the pool's serviceAllocation changed): say so, as MetalLB does, before moving it.
+        if let Some(b) = &before
+            && let Err(e @ AllocError::PoolNotForService { .. }) =
+                self.alloc.check_allowed(&request, &b.ips)
+        {
+            events.push(event(
+                view,
+                Severity::Warning,
+                "ClearAssignment",
+                format!(
+                    "current IP for \"{key}\" not allowed by config, will attempt for new IP assignment: {e}"
+                ),
+            ));
+        }
         match self.alloc.assign(request) {
             Ok(a) => {
                 self.pending.remove(key);

@@ -226,3 +226,157 @@ fn write_for_is_empty_when_converged() {
     assert_eq!(op.annotation, Some(Some("default".into())));
     assert!(write_for(&view("n", 1, &[]), &Desired::Clear).is_empty());
 }
+
+// ---------- serviceAllocation ----------
+
+use crate::allocator::{LabelMatcher, Labels, ServiceAllocation};
+
+/// Pools "team-a" (namespaces labelled team=a), "gold" (Services labelled tier=gold) and the
+/// fallback "shared".
+fn scoped_pools() -> PoolSet {
+    let label = |k: &'static str, v: &'static str| {
+        LabelMatcher::new(format!("{k}={v}"), move |l| {
+            l.get(k).map(String::as_str) == Some(v)
+        })
+    };
+    PoolSet::new(vec![
+        Pool::new("team-a")
+            .with_cidr("10.0.0.0/30".parse().expect("cidr"))
+            .with_service_allocation(ServiceAllocation {
+                namespace_selectors: vec![label("team", "a")],
+                ..ServiceAllocation::default()
+            }),
+        Pool::new("gold")
+            .with_cidr("10.0.1.0/30".parse().expect("cidr"))
+            .with_service_allocation(ServiceAllocation {
+                priority: Some(1),
+                service_selectors: vec![label("tier", "gold")],
+                ..ServiceAllocation::default()
+            }),
+        Pool::new("shared").with_cidr("10.9.0.0/30".parse().expect("cidr")),
+    ])
+    .expect("pools")
+}
+
+fn view_in(ns: &str, name: &str, labels: &[(&str, &str)]) -> SvcView {
+    let mut v = view(name, 10, &[]);
+    v.namespace = ns.into();
+    v.request = Ok(Request {
+        labels: labels.iter().copied().collect(),
+        ..Request::new(format!("{ns}/{name}"))
+    });
+    v
+}
+
+fn pool_of(d: &Decision) -> &str {
+    match &d.desired {
+        Desired::Set(a) => &a.pool,
+        _ => "",
+    }
+}
+
+#[test]
+fn namespace_labels_pick_the_reserved_pool_and_unknown_namespaces_wait() {
+    let mut rec = Reconciler::new(scoped_pools(), None);
+    let a = view_in("apps-a", "web", &[]);
+    // The namespace has not been seen yet: nothing is decided (no fallback IP to keep).
+    let d = rec.reconcile("apps-a/web", Some(&a));
+    assert_eq!(d.desired, Desired::Leave);
+    assert!(d.events.is_empty());
+    assert!(rec.allocator().assignment("apps-a/web").is_none());
+    // Its labels arrive: the driver reconciles the namespace's Services again.
+    assert!(rec.set_namespace("apps-a", Some([("team", "a")].into_iter().collect())));
+    assert!(
+        !rec.set_namespace("apps-a", Some([("team", "a")].into_iter().collect())),
+        "same labels: nothing to redo"
+    );
+    assert_eq!(pool_of(&rec.reconcile("apps-a/web", Some(&a))), "team-a");
+    assert!(rec.set_namespace("apps-b", Some(Labels::default())));
+    let b = view_in("apps-b", "web", &[]);
+    assert_eq!(pool_of(&rec.reconcile("apps-b/web", Some(&b))), "shared");
+    // Without namespace selectors in the pools, namespaces never hold anything up.
+    let mut plain = Reconciler::new(pools("10.0.0.0/30"), None);
+    assert!(!plain.set_namespace("x", Some(Labels::default())));
+    assert_eq!(
+        ips(&plain.reconcile("ns/a", Some(&view("a", 1, &[])))),
+        ["10.0.0.0"]
+    );
+}
+
+#[test]
+fn losing_the_label_moves_the_service_with_a_warning() {
+    let mut rec = Reconciler::new(scoped_pools(), None);
+    rec.set_namespace("apps", Some(Labels::default()));
+    let gold = view_in("apps", "web", &[("tier", "gold")]);
+    let d = rec.reconcile("apps/web", Some(&gold));
+    assert_eq!(
+        (pool_of(&d), ips(&d)),
+        ("gold", vec!["10.0.1.0".to_string()])
+    );
+    let plain = view_in("apps", "web", &[]);
+    let d = rec.reconcile("apps/web", Some(&plain));
+    assert_eq!(
+        (pool_of(&d), ips(&d)),
+        ("shared", vec!["10.9.0.0".to_string()])
+    );
+    assert_eq!(reasons(&d), vec!["ClearAssignment", "IPAllocated"]);
+    assert_eq!(d.events[0].severity, Severity::Warning);
+    assert_eq!(
+        d.events[0].message,
+        "current IP for \"apps/web\" not allowed by config, will attempt for new IP assignment: \
+         address pool gold is not available to this service: the service's labels match none of \
+         its serviceAllocation.serviceSelectors"
+    );
+    assert!(d.freed, "the gold address is free again");
+}
+
+#[test]
+fn namespace_relabel_moves_services_out_of_a_pool_reserved_for_others() {
+    let mut rec = Reconciler::new(scoped_pools(), None);
+    rec.set_namespace("apps", Some([("team", "a")].into_iter().collect()));
+    let v = view_in("apps", "web", &[]);
+    assert_eq!(pool_of(&rec.reconcile("apps/web", Some(&v))), "team-a");
+    assert!(rec.set_namespace("apps", Some([("team", "b")].into_iter().collect())));
+    let d = rec.reconcile("apps/web", Some(&v));
+    assert_eq!(pool_of(&d), "shared");
+    assert!(
+        d.events[0]
+            .message
+            .ends_with("address pool team-a is not available to this service: its serviceAllocation does not select namespace \"apps\""),
+        "{}",
+        d.events[0].message
+    );
+}
+
+#[test]
+fn a_config_change_that_reserves_a_pool_says_why_on_eviction() {
+    let mut rec = Reconciler::new(pools("10.0.0.0/30"), None);
+    rec.set_namespace("ns", Some(Labels::default()));
+    let mut a = view("a", 10, &["10.0.0.1"]);
+    full_pass(&mut rec, std::slice::from_ref(&a));
+    let reserved = PoolSet::new(vec![
+        Pool::new("default")
+            .with_cidr("10.0.0.0/30".parse().expect("cidr"))
+            .with_service_allocation(ServiceAllocation {
+                namespaces: vec!["other".into()],
+                ..ServiceAllocation::default()
+            }),
+        Pool::new("shared").with_cidr("10.9.0.0/30".parse().expect("cidr")),
+    ])
+    .expect("pools");
+    assert_eq!(rec.set_pools(reserved), vec!["ns/a".to_string()]);
+    a.pool_annotation = Some("default".into());
+    let d = rec.reconcile("ns/a", Some(&a));
+    assert_eq!(
+        (pool_of(&d), ips(&d)),
+        ("shared", vec!["10.9.0.0".to_string()])
+    );
+    assert_eq!(reasons(&d), vec!["ClearAssignment", "IPAllocated"]);
+    assert!(
+        d.events[0]
+            .message
+            .ends_with("address pool default is not available to this service: its serviceAllocation does not select namespace \"ns\""),
+        "{}",
+        d.events[0].message
+    );
+}

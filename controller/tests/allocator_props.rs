@@ -1,13 +1,14 @@
 //! Property tests for the allocator: random sequences of assign / release / restore /
 //! set_pools over small pools, checked after every step against an independent oracle (pool
-//! membership from explicitly enumerated addresses, the sharing rule re-implemented here).
+//! membership from explicitly enumerated addresses, the sharing rule re-implemented here, and
+//! pools reserved for one namespace by `serviceAllocation`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ferrolb_controller::allocator::{
     AllocError, Allocator, Assignment, ErrorKind, Family, FamilyPolicy, Pool, PoolSet, Port,
-    Protocol, Request, TrafficPolicy,
+    Protocol, Request, ServiceAllocation, TrafficPolicy,
 };
 use proptest::prelude::*;
 
@@ -19,6 +20,8 @@ struct PoolDef {
     ranges: &'static [(&'static str, &'static str)],
     auto_assign: bool,
     avoid_buggy: bool,
+    /// `serviceAllocation.namespaces`; empty: no `serviceAllocation`.
+    namespaces: &'static [&'static str],
 }
 
 const CONFIGS: &[&[PoolDef]] = &[
@@ -28,18 +31,21 @@ const CONFIGS: &[&[PoolDef]] = &[
             ranges: &[("10.0.0.0", "10.0.0.3"), ("fd00::", "fd00::3")],
             auto_assign: true,
             avoid_buggy: false,
+            namespaces: &[],
         },
         PoolDef {
             name: "b",
             ranges: &[("10.0.1.254", "10.0.2.1")],
             auto_assign: true,
             avoid_buggy: true,
+            namespaces: &["ns"],
         },
         PoolDef {
             name: "c",
             ranges: &[("fd01::", "fd01::1")],
             auto_assign: false,
             avoid_buggy: false,
+            namespaces: &["other"],
         },
     ],
     &[
@@ -48,18 +54,21 @@ const CONFIGS: &[&[PoolDef]] = &[
             ranges: &[("10.0.0.0", "10.0.0.1"), ("fd00::", "fd00::1")],
             auto_assign: true,
             avoid_buggy: false,
+            namespaces: &[],
         },
         PoolDef {
             name: "c",
             ranges: &[("fd01::", "fd01::1")],
             auto_assign: true,
             avoid_buggy: false,
+            namespaces: &["other"],
         },
         PoolDef {
             name: "b",
             ranges: &[("10.0.1.254", "10.0.2.1")],
             auto_assign: true,
             avoid_buggy: false,
+            namespaces: &[],
         },
     ],
     &[
@@ -68,12 +77,14 @@ const CONFIGS: &[&[PoolDef]] = &[
             ranges: &[("10.0.0.0", "10.0.0.7")],
             auto_assign: true,
             avoid_buggy: false,
+            namespaces: &[],
         },
         PoolDef {
             name: "d",
             ranges: &[("fd00::", "fd00::7")],
             auto_assign: false,
             avoid_buggy: false,
+            namespaces: &[],
         },
     ],
 ];
@@ -92,6 +103,12 @@ fn pool_set(cfg: usize) -> PoolSet {
                     .with_avoid_buggy_ips(d.avoid_buggy);
                 for (a, b) in d.ranges {
                     p = p.with_range(ip(a), ip(b));
+                }
+                if !d.namespaces.is_empty() {
+                    p = p.with_service_allocation(ServiceAllocation {
+                        namespaces: d.namespaces.iter().map(|n| n.to_string()).collect(),
+                        ..ServiceAllocation::default()
+                    });
                 }
                 p
             })
@@ -155,8 +172,18 @@ fn may_share(a: &Request, b: &Request) -> bool {
         && a.ports.iter().all(|p| !b.ports.contains(p))
 }
 
-/// Whether holding `ips` from `pool` fits `req` (named pool, requested IPs, families).
-fn satisfied(req: &Request, pool: &str, ips: &[IpAddr]) -> bool {
+/// Whether `pool` of config `cfg` may serve `req`'s namespace.
+fn admitted(cfg: usize, req: &Request, pool: &str) -> bool {
+    let ns = req.key.split('/').next().unwrap_or_default();
+    CONFIGS[cfg]
+        .iter()
+        .find(|d| d.name == pool)
+        .is_some_and(|d| d.namespaces.is_empty() || d.namespaces.contains(&ns))
+}
+
+/// Whether holding `ips` from `pool` of config `cfg` fits `req` (named pool, requested IPs,
+/// families, the pool's namespaces).
+fn satisfied(cfg: usize, req: &Request, pool: &str, ips: &[IpAddr]) -> bool {
     let fams: BTreeSet<Family> = ips.iter().map(Family::of).collect();
     let family_ok = fams.len() == ips.len()
         && match req.family {
@@ -166,7 +193,16 @@ fn satisfied(req: &Request, pool: &str, ips: &[IpAddr]) -> bool {
         };
     let requested_ok = req.requested_ips.is_empty()
         || req.requested_ips.iter().collect::<BTreeSet<_>>() == ips.iter().collect::<BTreeSet<_>>();
-    family_ok && requested_ok && req.pool.as_deref().is_none_or(|p| p == pool)
+    family_ok
+        && requested_ok
+        && req.pool.as_deref().is_none_or(|p| p == pool)
+        && admitted(cfg, req, pool)
+}
+
+/// The key of Service number `k`: even ones in namespace `ns`, odd ones in `other`.
+fn key(k: usize) -> String {
+    let ns = if k.is_multiple_of(2) { "ns" } else { "other" };
+    format!("{ns}/s{k}")
 }
 
 // ---------- generators ----------
@@ -247,7 +283,7 @@ fn request() -> impl Strategy<Value = Request> {
                 let mut selector = BTreeMap::new();
                 selector.insert("app".to_string(), if app { "x" } else { "y" }.to_string());
                 Request {
-                    key: format!("ns/s{k}"),
+                    key: key(k),
                     requested_ips,
                     pool,
                     sharing_key,
@@ -259,6 +295,7 @@ fn request() -> impl Strategy<Value = Request> {
                     },
                     selector,
                     family,
+                    ..Request::default()
                 }
             },
         )
@@ -297,7 +334,7 @@ struct Model {
 
 fn all_assignments(a: &Allocator) -> BTreeMap<String, Assignment> {
     (0..KEYS)
-        .map(|k| format!("ns/s{k}"))
+        .map(key)
         .filter_map(|k| a.assignment(&k).map(|x| (k, x)))
         .collect()
 }
@@ -349,6 +386,12 @@ fn check_invariants(a: &Allocator, m: &Model) -> Result<(), TestCaseError> {
             if let Some(p) = &req.pool {
                 prop_assert_eq!(&asg.pool, p);
             }
+            prop_assert!(
+                admitted(m.cfg, req, &asg.pool),
+                "{} holds from {}, which is reserved for other namespaces",
+                key,
+                asg.pool
+            );
         }
     }
     // No IP held by two services that may not share.
@@ -411,6 +454,10 @@ fn apply(
                     "refused: exhausted"
                 }
                 Err(e) if e.kind() == ErrorKind::InvalidRequest => "refused: invalid request",
+                Err(
+                    AllocError::PoolNotForService { .. }
+                    | AllocError::RequestedIpNotForService { .. },
+                ) => "refused: pool not for this service",
                 Err(_) => "refused: other",
             });
             if result.is_ok()
@@ -460,7 +507,7 @@ fn apply(
             }
         }
         Op::Release(k) => {
-            let key = format!("ns/s{k}");
+            let key = key(*k);
             let freed = a.release(&key);
             prop_assert_eq!(freed, before.get(&key).cloned());
             m.requests.remove(&key);
@@ -533,7 +580,7 @@ fn apply(
                     let pool = pools.iter().next().copied().unwrap_or_default();
                     let (req, _) = &before_requests[key];
                     prop_assert!(
-                        !satisfied(req, pool, &old.ips),
+                        !satisfied(*cfg, req, pool, &old.ips),
                         "{} reported invalid though still valid in {}",
                         key,
                         pool
@@ -570,7 +617,7 @@ fn apply(
 /// After releasing everything nothing is in use and every address can be handed out again.
 fn check_no_leak(a: &mut Allocator, m: &Model) -> Result<(), TestCaseError> {
     for k in 0..KEYS {
-        a.release(&format!("ns/s{k}"));
+        a.release(&key(k));
     }
     for s in a.pool_stats() {
         prop_assert_eq!(s.in_use, 0, "pool {} leaks", s.pool);
@@ -582,10 +629,11 @@ fn check_no_leak(a: &mut Allocator, m: &Model) -> Result<(), TestCaseError> {
     for d in CONFIGS[m.cfg] {
         for family in [Family::V4, Family::V6] {
             for i in 0.. {
+                let ns = d.namespaces.first().copied().unwrap_or("drain");
                 let r = Request {
                     pool: Some(d.name.to_string()),
                     family: FamilyPolicy::SingleStack(family),
-                    ..Request::new(format!("drain/{}-{family}-{i}", d.name))
+                    ..Request::new(format!("{ns}/{}-{family}-{i}", d.name))
                 };
                 match a.assign(r) {
                     Ok(x) => {
@@ -658,6 +706,7 @@ fn generated_sequences_reach_the_interesting_cases() {
         "refused: not in any pool",
         "refused: exhausted",
         "refused: invalid request",
+        "refused: pool not for this service",
         "restored",
         "restore refused",
         "set_pools invalidated some",

@@ -103,7 +103,6 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "metallb-configsamples/ipaddresspool_with_selector.yaml",
         &[
             "pool ippool-ns-service-alloc-sample bgp [192.168.20.0/24] avoid-buggy-ips allocation(priority Some(50), namespaces [\"namespace-a\", \"namespace-b\"], namespace-selectors 1, service-selectors 1)",
-            "warning: IPAddressPool/ippool-ns-service-alloc-sample spec.serviceAllocation: read but not applied yet: ferrolb's allocator still hands this pool's addresses to any Service that asks",
             "warning: IPAddressPool/ippool-ns-service-alloc-sample: no BGPAdvertisement selects this pool: its addresses are assigned to Services but not announced",
         ],
     ),
@@ -224,7 +223,6 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "metallb-docs/advanced-ipaddresspool-03.yaml",
         &[
             "pool ippool-ns-service-alloc-sample bgp [192.168.20.0/24] avoid-buggy-ips allocation(priority Some(50), namespaces [\"namespace-a\", \"namespace-b\"], namespace-selectors 1, service-selectors 1)",
-            "warning: IPAddressPool/ippool-ns-service-alloc-sample spec.serviceAllocation: read but not applied yet: ferrolb's allocator still hands this pool's addresses to any Service that asks",
             "warning: IPAddressPool/ippool-ns-service-alloc-sample: no BGPAdvertisement selects this pool: its addresses are assigned to Services but not announced",
         ],
     ),

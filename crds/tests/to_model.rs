@@ -391,7 +391,7 @@ fn overlapping_pools_name_both() {
 }
 
 #[test]
-fn service_allocation_is_read_and_flagged() {
+fn service_allocation_is_read_and_checked() {
     let text = pool(
         "a",
         "  addresses: [10.0.0.0/24]\n  serviceAllocation:\n    priority: 5\n    namespaces: [x, \
@@ -402,8 +402,6 @@ fn service_allocation_is_read_and_flagged() {
         [
             "error: IPAddressPool/a spec.serviceAllocation.namespaces[1]: duplicate namespace \
              \"x\" (also spec.serviceAllocation.namespaces[0])",
-            "warning: IPAddressPool/a spec.serviceAllocation: read but not applied yet: \
-             ferrolb's allocator still hands this pool's addresses to any Service that asks",
         ]
     );
 }

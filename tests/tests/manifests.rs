@@ -640,6 +640,8 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
             // subresource (controller/src/k8s/writer.rs).
             ("", &["services/status"], &["patch"]),
             ("", &["events"], EVENTS),
+            // Namespace labels for serviceAllocation.namespaceSelectors (k8s/namespaces.rs).
+            ("", &["namespaces"], READ),
         ])
     );
     assert_eq!(

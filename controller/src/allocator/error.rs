@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use thiserror::Error;
 
+use super::scope::ScopeReason;
 use super::types::{Family, Port};
 
 /// Why an IP held by another Service cannot be shared with the requesting one.
@@ -66,6 +67,16 @@ pub enum AllocError {
     },
     #[error("unknown address pool {pool}")]
     UnknownPool { pool: String },
+    #[error("address pool {pool} is not available to this service: {reason}")]
+    PoolNotForService { pool: String, reason: ScopeReason },
+    #[error(
+        "requested IP {ip} is in address pool {pool}, which is not available to this service: {reason}"
+    )]
+    RequestedIpNotForService {
+        ip: IpAddr,
+        pool: String,
+        reason: ScopeReason,
+    },
     #[error("no available IPs in pool {pool}")]
     PoolExhausted { pool: String },
     #[error("no available IPs")]
@@ -112,6 +123,8 @@ impl AllocError {
             | AllocError::NotInRequestedPool { .. }
             | AllocError::DifferentPools { .. }
             | AllocError::UnknownPool { .. }
+            | AllocError::PoolNotForService { .. }
+            | AllocError::RequestedIpNotForService { .. }
             | AllocError::FamilyNotInPool { .. }
             | AllocError::FamilyNotAvailable { .. }
             | AllocError::NoDualStackPool => ErrorKind::NotInConfig,

@@ -11,6 +11,11 @@
 //!   Pools are tried **in config order** (MetalLB 0.12 walks them in random order). Only
 //!   `auto_assign` pools are used unless the Service names a pool (the `address-pool`
 //!   annotation) or requests an IP; both may point into an auto-assign=false pool.
+//! - **serviceAllocation** (MetalLB 0.13+, [`ServiceAllocation`]): a pool with one serves only
+//!   the Services it selects (namespaces by name or label, Services by label) and is tried
+//!   first, by priority; the pools without one are the fallback. A named pool or a requested
+//!   IP must select the Service too; a held IP moves once its pool stops selecting it. Details
+//!   in the `scope` module.
 //! - **avoid_buggy_ips** skips IPv4 addresses ending in `.0` or `.255` (MetalLB's
 //!   `ipConfusesBuggyFirmwares` applies to IPv4 only; IPv6 is unaffected). A requested or
 //!   restored `.0`/`.255` address in such a pool is refused with its own error.
@@ -49,22 +54,28 @@
 //! of the numbering when avoided), held addresses are kept as coalesced runs in a `BTreeMap`,
 //! and the lowest free address is one lookup: O(log r) for r runs, plus the (config-sized)
 //! number of ranges in the pool. Memory is proportional to the number of Services and held
-//! IPs. Measured with `cargo run --release -p ferrolb-controller --example allocator_bench`.
+//! IPs. `serviceAllocation` adds, per automatic assignment, one check of each reserved pool's
+//! selectors (a config-sized number). Measured with
+//! `cargo run --release -p ferrolb-controller --example allocator_bench`.
 
 mod error;
 mod hash;
 mod intervals;
 mod pool;
+mod scope;
 mod sharing;
 mod state;
 mod types;
 
 pub use error::{AllocError, ConflictReason, ErrorKind};
 pub use pool::{Pool, PoolError, PoolRange, PoolSet};
+pub use scope::{LabelMatcher, Labels, ScopeReason, ServiceAllocation};
 pub use state::Allocator;
 pub use types::{
     Assignment, Family, FamilyPolicy, PoolStats, Port, Protocol, Request, TrafficPolicy,
 };
 
+#[cfg(test)]
+mod scope_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use thiserror::Error;
 
+use super::scope::ServiceAllocation;
 use super::types::Family;
 
 /// One block of addresses in a pool, as written in the config.
@@ -35,6 +36,10 @@ pub struct Pool {
     /// Skip IPv4 addresses ending in `.0` or `.255` (MetalLB's `avoid-buggy-ips`; like MetalLB
     /// this has no effect on IPv6 addresses).
     pub avoid_buggy_ips: bool,
+    /// `serviceAllocation`: only the Services it selects get this pool's addresses, and it is
+    /// tried before the pools without one (see [`super::scope`]). `None`: every Service, as a
+    /// fallback.
+    pub service_allocation: Option<ServiceAllocation>,
 }
 
 impl Pool {
@@ -45,6 +50,7 @@ impl Pool {
             ranges: Vec::new(),
             auto_assign: true,
             avoid_buggy_ips: false,
+            service_allocation: None,
         }
     }
 
@@ -67,6 +73,11 @@ impl Pool {
 
     pub fn with_avoid_buggy_ips(mut self, on: bool) -> Pool {
         self.avoid_buggy_ips = on;
+        self
+    }
+
+    pub fn with_service_allocation(mut self, allocation: ServiceAllocation) -> Pool {
+        self.service_allocation = Some(allocation);
         self
     }
 }
@@ -182,8 +193,8 @@ impl Numbering {
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledPool {
     pub(crate) name: String,
-    pub(crate) auto_assign: bool,
     pub(crate) avoid_buggy_ips: bool,
+    pub(crate) service_allocation: Option<ServiceAllocation>,
     /// Index-space ranges per family, sorted and disjoint: `[v4, v6]`.
     index_ranges: [Vec<(u128, u128)>; 2],
     pub(crate) addresses_total: u128,
@@ -219,6 +230,13 @@ pub struct PoolSet {
     by_name: HashMap<String, usize>,
     /// (family, first, last, pool index) in address space, sorted, non-overlapping.
     lookup: Vec<(Family, u128, u128, usize)>,
+    /// Auto-assign pools with a `serviceAllocation`, in the order they are tried (priority,
+    /// then config order).
+    pub(crate) scoped: Vec<usize>,
+    /// Auto-assign pools without a `serviceAllocation` (the fallback), in config order.
+    pub(crate) general: Vec<usize>,
+    /// Whether any pool restricts namespaces by label.
+    namespace_selectors: bool,
 }
 
 impl PoolSet {
@@ -245,14 +263,31 @@ impl PoolSet {
                 }
             }
             set.by_name.insert(pool.name.clone(), idx);
+            match (&pool.service_allocation, pool.auto_assign) {
+                (Some(_), true) => set.scoped.push(idx),
+                (None, true) => set.general.push(idx),
+                (_, false) => {}
+            }
+            set.namespace_selectors |= pool
+                .service_allocation
+                .as_ref()
+                .is_some_and(|a| !a.namespace_selectors.is_empty());
             set.pools.push(CompiledPool {
                 name: pool.name,
-                auto_assign: pool.auto_assign,
                 avoid_buggy_ips: pool.avoid_buggy_ips,
+                service_allocation: pool.service_allocation,
                 index_ranges,
                 addresses_total: total,
             });
         }
+        // Stable: equal priorities keep config order.
+        let pools = &set.pools;
+        set.scoped.sort_by_key(|&i| {
+            pools[i]
+                .service_allocation
+                .as_ref()
+                .map(ServiceAllocation::order_key)
+        });
         set.lookup
             .sort_unstable_by_key(|&(f, first, _, _)| (f, first));
         for pair in set.lookup.windows(2) {
@@ -277,6 +312,12 @@ impl PoolSet {
 
     pub fn is_empty(&self) -> bool {
         self.pools.is_empty()
+    }
+
+    /// Whether any pool's `serviceAllocation` selects namespaces by label, so the allocator
+    /// needs each Service's namespace labels.
+    pub fn uses_namespace_selectors(&self) -> bool {
+        self.namespace_selectors
     }
 
     pub(crate) fn index_of(&self, name: &str) -> Option<usize> {

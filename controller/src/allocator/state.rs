@@ -12,16 +12,19 @@ use std::collections::btree_map::Entry as BEntry;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use tracing::{debug, info};
 
 use super::error::AllocError;
 use super::hash::FastState;
 use super::intervals::IntervalSet;
-use super::pool::{PoolSet, addr_value, is_buggy, value_addr};
+use super::pool::{PoolSet, addr_value, is_buggy};
+use super::scope::ScopeReason;
 use super::sharing;
 use super::types::{Assignment, Family, FamilyPolicy, PoolStats, Request};
+
+mod pick;
 
 /// Index of a Service in the slot table (holders refer to Services by slot, not by key, so
 /// an IP costs no string copies).
@@ -141,13 +144,6 @@ pub struct Allocator {
     ips: BTreeMap<IpAddr, IpUse>,
     /// Sharing key -> IPs held under it.
     shared: HashMap<String, BTreeSet<IpAddr>, FastState>,
-}
-
-/// Which pools a request may draw from: the one it names, or every auto-assign pool.
-#[derive(Debug, Clone, Copy)]
-enum Candidates {
-    Named(usize),
-    Auto,
 }
 
 impl Allocator {
@@ -298,6 +294,20 @@ impl Allocator {
             }
         }
         invalidated
+    }
+
+    /// Why `request` may not hold `ips` under the current pools, ignoring other Services:
+    /// the IPs are outside the pools or split across them, outside the named pool, or in a pool
+    /// whose `serviceAllocation` does not select the Service. For the event that tells why a
+    /// Service's IPs were taken away.
+    pub fn check_allowed(&self, request: &Request, ips: &[IpAddr]) -> Result<(), AllocError> {
+        check_families(ips)?;
+        let pool = self.pool_of_ips(ips, request.pool.as_deref())?;
+        self.admits(pool, request)
+            .map_err(|reason| AllocError::PoolNotForService {
+                pool: self.pools.pools[pool].name.clone(),
+                reason,
+            })
     }
 
     /// Numbers for the per-pool metrics, in config order.
@@ -469,6 +479,14 @@ impl Allocator {
         Ok(pool)
     }
 
+    /// Whether `pool`'s `serviceAllocation` (if any) selects `request`'s Service.
+    fn admits(&self, pool: usize, request: &Request) -> Result<(), ScopeReason> {
+        match &self.pools.pools[pool].service_allocation {
+            Some(a) => a.admits(request),
+            None => Ok(()),
+        }
+    }
+
     /// The single pool holding all of `ips` (non-empty); with `named`, it must be that pool.
     fn pool_of_ips(&self, ips: &[IpAddr], named: Option<&str>) -> Result<usize, AllocError> {
         let mut found: Option<(usize, IpAddr)> = None;
@@ -507,6 +525,9 @@ impl Allocator {
         if request.pool.as_ref().is_some_and(|want| *want != p.name) {
             return false;
         }
+        if self.admits(pool, request).is_err() {
+            return false;
+        }
         // At most one IP per family, as the policy wants.
         let distinct = match ips {
             [a] => Some(Family::of(a)),
@@ -522,9 +543,10 @@ impl Allocator {
         if !family_ok {
             return false;
         }
+        // The same addresses as requested, as sets: `10.0.0.1,10.0.0.1` asks for one address.
         if !request.requested_ips.is_empty()
-            && (request.requested_ips.len() != ips.len()
-                || !request.requested_ips.iter().all(|r| ips.contains(r)))
+            && (!request.requested_ips.iter().all(|r| ips.contains(r))
+                || !ips.iter().all(|ip| request.requested_ips.contains(ip)))
         {
             return false;
         }
@@ -556,188 +578,6 @@ impl Allocator {
         }
         primary_first(ips, primary)
     }
-
-    /// Chooses IPs for a Service that holds nothing.
-    fn choose(&self, request: &Request) -> Result<(usize, Vec<IpAddr>), AllocError> {
-        if let Some(name) = &request.pool
-            && self.pools.index_of(name).is_none()
-        {
-            return Err(AllocError::UnknownPool { pool: name.clone() });
-        }
-        if !request.requested_ips.is_empty() {
-            let pool = self.pool_of_ips(&request.requested_ips, request.pool.as_deref())?;
-            for ip in &request.requested_ips {
-                self.check_ip(ip, request, None)?;
-            }
-            let ips = primary_first(request.requested_ips.clone(), request.family.primary());
-            return Ok((pool, ips));
-        }
-        let candidates = self.candidates(request);
-        match request.family {
-            FamilyPolicy::SingleStack(f) => self.pick_single(&candidates, f, request),
-            FamilyPolicy::RequireDualStack(primary) => {
-                self.pick_dual(&candidates, primary, request)
-            }
-            FamilyPolicy::PreferDualStack(primary) => {
-                if let Ok(found) = self.pick_dual(&candidates, primary, request) {
-                    return Ok(found);
-                }
-                let first = match self.pick_single(&candidates, primary, request) {
-                    Ok(found) => return Ok(found),
-                    Err(e) => e,
-                };
-                match self.pick_single(&candidates, primary.other(), request) {
-                    Ok(found) => Ok(found),
-                    Err(second) if is_family_missing(&first) && !is_family_missing(&second) => {
-                        Err(second)
-                    }
-                    Err(_) => Err(first),
-                }
-            }
-        }
-    }
-
-    fn candidates(&self, request: &Request) -> Candidates {
-        match request.pool.as_deref().and_then(|n| self.pools.index_of(n)) {
-            Some(idx) => Candidates::Named(idx),
-            None => Candidates::Auto,
-        }
-    }
-
-    /// The candidate pools in config order.
-    fn candidate_pools(&self, c: Candidates) -> impl Iterator<Item = usize> + '_ {
-        self.pools
-            .pools
-            .iter()
-            .enumerate()
-            .filter(move |(i, p)| match c {
-                Candidates::Named(n) => *i == n,
-                Candidates::Auto => p.auto_assign,
-            })
-            .map(|(i, _)| i)
-    }
-
-    fn exhausted(&self, c: Candidates) -> AllocError {
-        match c {
-            Candidates::Named(n) => AllocError::PoolExhausted {
-                pool: self.pools.pools[n].name.clone(),
-            },
-            Candidates::Auto => AllocError::NoAvailableIps,
-        }
-    }
-
-    fn pick_single(
-        &self,
-        c: &Candidates,
-        family: Family,
-        request: &Request,
-    ) -> Result<(usize, Vec<IpAddr>), AllocError> {
-        let mut any = false;
-        for pool in self.candidate_pools(*c) {
-            if !self.pools.pools[pool].has_family(family) {
-                continue;
-            }
-            any = true;
-            if let Some(ip) = self.pick_in_pool(pool, family, request, None) {
-                return Ok((pool, vec![ip]));
-            }
-        }
-        if any {
-            return Err(self.exhausted(*c));
-        }
-        Err(match *c {
-            Candidates::Named(n) => AllocError::FamilyNotInPool {
-                pool: self.pools.pools[n].name.clone(),
-                family,
-            },
-            Candidates::Auto => AllocError::FamilyNotAvailable { family },
-        })
-    }
-
-    fn pick_dual(
-        &self,
-        c: &Candidates,
-        primary: Family,
-        request: &Request,
-    ) -> Result<(usize, Vec<IpAddr>), AllocError> {
-        let secondary = primary.other();
-        let mut any = false;
-        for pool in self.candidate_pools(*c) {
-            let p = &self.pools.pools[pool];
-            if !(p.has_family(primary) && p.has_family(secondary)) {
-                continue;
-            }
-            any = true;
-            if let (Some(a), Some(b)) = (
-                self.pick_in_pool(pool, primary, request, None),
-                self.pick_in_pool(pool, secondary, request, None),
-            ) {
-                return Ok((pool, vec![a, b]));
-            }
-        }
-        if any {
-            return Err(self.exhausted(*c));
-        }
-        Err(match *c {
-            Candidates::Named(n) => {
-                let p = &self.pools.pools[n];
-                let family = if p.has_family(primary) {
-                    secondary
-                } else {
-                    primary
-                };
-                AllocError::FamilyNotInPool {
-                    pool: p.name.clone(),
-                    family,
-                }
-            }
-            Candidates::Auto => AllocError::NoDualStackPool,
-        })
-    }
-
-    /// One IP of `family` from `pool` for `request`: first the lowest IP already held under
-    /// the request's sharing key that it may join, else the lowest free address.
-    fn pick_in_pool(
-        &self,
-        pool: usize,
-        family: Family,
-        request: &Request,
-        me: Option<Slot>,
-    ) -> Option<IpAddr> {
-        if let Some(set) = request.sharing().and_then(|k| self.shared.get(k)) {
-            let joinable = set.range(family_bounds(family)).find(|ip| {
-                self.ips.get(ip).is_some_and(|u| {
-                    u.pool == pool && !u.holders.as_slice().iter().any(|&s| Some(s) == me)
-                }) && self.check_ip(ip, request, me).is_ok()
-            });
-            if let Some(ip) = joinable {
-                return Some(*ip);
-            }
-        }
-        let p = &self.pools.pools[pool];
-        let numbering = p.numbering(family);
-        let used = self.usage.get(pool)?.used_ref(family);
-        p.index_ranges(family).iter().find_map(|&(lo, hi)| {
-            used.first_absent_from(lo)
-                .filter(|&i| i <= hi)
-                .map(|i| value_addr(family, numbering.value(i)))
-        })
-    }
-}
-
-/// The whole address range of `family` as `IpAddr` bounds (`IpAddr` orders V4 before V6).
-fn family_bounds(family: Family) -> std::ops::RangeInclusive<IpAddr> {
-    match family {
-        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED)..=IpAddr::V4(Ipv4Addr::BROADCAST),
-        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED)..=IpAddr::V6(Ipv6Addr::from(u128::MAX)),
-    }
-}
-
-fn is_family_missing(e: &AllocError) -> bool {
-    matches!(
-        e,
-        AllocError::FamilyNotAvailable { .. } | AllocError::FamilyNotInPool { .. }
-    )
 }
 
 /// Orders IPs so the primary family comes first (stable otherwise).

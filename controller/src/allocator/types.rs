@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use super::scope::Labels;
+
 /// An IP address family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
@@ -166,6 +168,10 @@ pub struct Request {
     pub selector: BTreeMap<String, String>,
     /// `spec.ipFamilyPolicy` + `spec.ipFamilies[0]`.
     pub family: FamilyPolicy,
+    /// `metadata.labels`, for pools whose `serviceAllocation` has `serviceSelectors`.
+    pub labels: Labels,
+    /// The labels of the Service's namespace, for `namespaceSelectors`.
+    pub namespace_labels: Labels,
 }
 
 impl Request {
@@ -176,6 +182,13 @@ impl Request {
             key: key.into(),
             ..Request::default()
         }
+    }
+
+    /// The namespace: `key` up to its first `/` (all of `key` if it has none).
+    pub fn namespace(&self) -> &str {
+        self.key
+            .split_once('/')
+            .map_or(self.key.as_str(), |(ns, _)| ns)
     }
 
     /// The sharing key with "" normalised to `None`.

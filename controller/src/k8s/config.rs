@@ -1,6 +1,8 @@
 //! From the ConfigMap's `config` text to the allocator's pools.
 
-use crate::allocator::{Pool, PoolRange, PoolSet};
+use ferrolb_config::{NodeSelector, SelectorOperator};
+
+use crate::allocator::{LabelMatcher, Pool, PoolRange, PoolSet, ServiceAllocation};
 
 /// Parse the MetalLB configuration and build the allocator's pools (config order kept).
 /// Errors are one line each, naming the path in the document.
@@ -29,9 +31,47 @@ pub fn pools_from_config(cfg: &ferrolb_config::Config) -> Result<PoolSet, String
                 .collect(),
             auto_assign: p.auto_assign,
             avoid_buggy_ips: p.avoid_buggy_ips,
+            service_allocation: p.service_allocation.as_ref().map(service_allocation),
         })
         .collect();
     PoolSet::new(pools).map_err(|e| format!("address-pools: {e}"))
+}
+
+/// The model's `serviceAllocation` for the allocator: the selectors become predicates over
+/// the config crate's matching, so both sides use one implementation.
+fn service_allocation(a: &ferrolb_config::ServiceAllocation) -> ServiceAllocation {
+    let matchers = |list: &[NodeSelector]| -> Vec<LabelMatcher> {
+        list.iter()
+            .map(|s| {
+                let sel = s.clone();
+                LabelMatcher::new(selector_text(s), move |labels| sel.matches(labels))
+            })
+            .collect()
+    };
+    ServiceAllocation {
+        priority: a.priority,
+        namespaces: a.namespaces.clone(),
+        namespace_selectors: matchers(&a.namespace_selectors),
+        service_selectors: matchers(&a.service_selectors),
+    }
+}
+
+/// A selector in Kubernetes' string syntax (`a=b,c in (x,y),!d`), for messages.
+fn selector_text(s: &NodeSelector) -> String {
+    let mut parts: Vec<String> = s
+        .match_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for r in &s.match_expressions {
+        parts.push(match r.operator {
+            SelectorOperator::In => format!("{} in ({})", r.key, r.values.join(",")),
+            SelectorOperator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+            SelectorOperator::Exists => r.key.clone(),
+            SelectorOperator::DoesNotExist => format!("!{}", r.key),
+        });
+    }
+    parts.join(",")
 }
 
 #[cfg(test)]

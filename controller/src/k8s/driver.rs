@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::allocator::PoolSet;
 use crate::events::{EventSink, EventSpec, Regarding, Severity};
 use crate::http::Health;
-use crate::k8s::config::pools_from_text;
+use crate::k8s::config::{pools_from_config, pools_from_text};
+use crate::k8s::namespaces::{NamespaceCache, SlimNamespace};
 use crate::k8s::service::{SvcView, key_of};
 use crate::k8s::slim::SlimService;
 use crate::k8s::writer::{Submit, Writer};
@@ -48,6 +49,8 @@ pub(crate) struct Driver {
     last_config_text: Option<Option<String>>,
     /// The configuration in force (last good one).
     pools: Option<PoolSet>,
+    /// Namespace labels (for `serviceAllocation.namespaceSelectors`).
+    namespaces: NamespaceCache,
     rec: Option<Reconciler>,
     queue: VecDeque<String>,
     queued: HashSet<String>,
@@ -88,6 +91,7 @@ impl Driver {
             cm_synced: false,
             last_config_text: None,
             pools: None,
+            namespaces: NamespaceCache::default(),
             rec: None,
             queue: VecDeque::new(),
             queued: HashSet::new(),
@@ -107,6 +111,9 @@ impl Driver {
     /// Run until `cancel`; then let running writes finish briefly.
     pub(crate) async fn run(mut self, client: kube::Client, cancel: CancellationToken) {
         let svc_api: Api<SlimService> = Api::all(client.clone());
+        let ns_api: Api<SlimNamespace> = Api::all(client.clone());
+        let mut ns_events =
+            ferrolb_daemon::watch::watch(ns_api, watcher::Config::default(), "namespaces");
         let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.opts.namespace);
         let mut svc_events =
             ferrolb_daemon::watch::watch(svc_api, watcher::Config::default(), "services");
@@ -114,6 +121,9 @@ impl Driver {
             watcher::Config::default().fields(&format!("metadata.name={}", self.opts.config_name));
         let mut cm_events = ferrolb_daemon::watch::watch(cm_api, cm_cfg, "configmap");
         let mut leader = self.leader.clone();
+        if let Some(cfg) = self.opts.config_override.clone() {
+            self.use_fixed_config(&cfg);
+        }
         self.on_leader_change(leader.current());
 
         loop {
@@ -135,6 +145,11 @@ impl Driver {
                     Err(_) => {
                         self.metrics.update_errors.inc();
                     }
+                },
+                ev = ns_events.try_next() => match ev {
+                    Ok(Some(ev)) => self.on_namespace_event(ev),
+                    Ok(None) => break,
+                    Err(e) => tracing::warn!(error = %e, "namespace watch error (retrying)"),
                 },
                 done = self.writer.next_done() => self.on_write_done(done),
                 Some(key) = self.retry_rx.recv() => {
@@ -205,7 +220,14 @@ impl Driver {
 
     /// Start deciding once we lead, have every Service, and have a configuration.
     fn maybe_activate(&mut self) {
-        let synced = self.svc_synced && self.cm_synced;
+        // Namespace labels are waited for only when a pool selects namespaces by label, so a
+        // cluster whose RBAC predates the Namespace watch keeps working with other configs.
+        let needs_namespaces = self
+            .pools
+            .as_ref()
+            .is_some_and(PoolSet::uses_namespace_selectors);
+        let synced =
+            self.svc_synced && self.cm_synced && (self.namespaces.synced || !needs_namespaces);
         self.health.synced.store(synced, Ordering::Relaxed);
         if self.rec.is_some() || !synced || !self.leader.is_leader() {
             return;
@@ -218,6 +240,9 @@ impl Driver {
             return;
         };
         let mut rec = Reconciler::new(pools, self.opts.lb_class.clone());
+        for (name, labels) in self.namespaces.iter() {
+            rec.set_namespace(name, Some(labels.clone()));
+        }
         let restored = rec.restore_all(self.views.values());
         tracing::info!(
             services = self.views.len(),
@@ -290,7 +315,53 @@ impl Driver {
         }
     }
 
+    /// A namespace's labels changed: Services in it may now belong to other pools.
+    fn on_namespace_event(&mut self, ev: Event<SlimNamespace>) {
+        let was_synced = self.namespaces.synced;
+        let changes = self.namespaces.on_event(ev);
+        if let Some(rec) = &mut self.rec {
+            let touched: HashSet<String> = changes
+                .into_iter()
+                .filter_map(|(name, labels)| rec.set_namespace(&name, labels).then_some(name))
+                .collect();
+            if !touched.is_empty() {
+                let keys: Vec<String> = self
+                    .views
+                    .values()
+                    .filter(|v| touched.contains(&v.namespace))
+                    .map(SvcView::key)
+                    .collect();
+                self.enqueue_ordered(keys);
+            }
+        }
+        if !was_synced && self.namespaces.synced {
+            self.maybe_activate();
+        }
+    }
+
+    /// [`Options::config_override`]: the configuration is fixed, the ConfigMap is ignored.
+    fn use_fixed_config(&mut self, cfg: &ferrolb_config::Config) {
+        match pools_from_config(cfg) {
+            Ok(pools) => {
+                tracing::info!(
+                    pools = pools.names().count(),
+                    "using the configuration given in the options; ignoring the ConfigMap"
+                );
+                self.metrics.config_loaded.set(1);
+                self.health.config_loaded.store(true, Ordering::Relaxed);
+                self.pools = Some(pools);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration given in the options is invalid")
+            }
+        }
+        self.cm_synced = true;
+    }
+
     fn on_config_event(&mut self, ev: Event<ConfigMap>) {
+        if self.opts.config_override.is_some() {
+            return;
+        }
         match ev {
             Event::Init | Event::InitDone => {
                 if matches!(ev, Event::InitDone) {

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub(crate) mod driver;
+pub mod namespaces;
 pub mod service;
 pub mod slim;
 pub mod writer;

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::allocator::{Family, FamilyPolicy, Port, Protocol, Request, TrafficPolicy};
+use crate::allocator::{Family, FamilyPolicy, Labels, Port, Protocol, Request, TrafficPolicy};
 use crate::k8s::slim::SlimService;
 
 /// The annotation the controller writes: the pool the IPs came from.
@@ -189,6 +189,10 @@ fn build_request(
     if req.traffic_policy == TrafficPolicy::Local {
         req.selector = spec.selector.clone().unwrap_or_default();
     }
+    // Labels only matter to the allocator (serviceSelectors), so only LoadBalancers keep them.
+    if spec.type_.as_deref() == Some("LoadBalancer") {
+        req.labels = Labels::new(svc.metadata.labels.clone().unwrap_or_default());
+    }
 
     // Primary family: ipFamilies[0], else the family of the ClusterIP, else the requested IP,
     // else IPv4.
@@ -248,6 +252,24 @@ mod tests {
         assert_eq!(r.family, FamilyPolicy::SingleStack(Family::V4));
         assert_eq!(v.status_ips, vec!["10.0.0.5".to_string()]);
         assert_eq!(v.pool_annotation.as_deref(), Some("blue"));
+    }
+
+    #[test]
+    fn keeps_labels_of_load_balancers_only() {
+        let labelled = |type_: &str| {
+            svc(json!({
+                "metadata": {"namespace": "ns", "name": "a", "labels": {"tier": "gold"}},
+                "spec": {"type": type_}
+            }))
+        };
+        let r = SvcView::from_service(&labelled("LoadBalancer"))
+            .request
+            .expect("valid");
+        assert_eq!(r.labels.map().get("tier").map(String::as_str), Some("gold"));
+        let r = SvcView::from_service(&labelled("ClusterIP"))
+            .request
+            .expect("valid");
+        assert!(r.labels.map().is_empty());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Why: at 10,000 Services the full `k8s_openapi` objects (managedFields, every spec field,
 //! large `last-applied-configuration` annotations) dominate the controller's memory, both
 //! in the initial list and in every watch event. serde skips unknown fields, so decoding into
-//! this type never materialises them. Only `metallb.*` annotations are kept.
+//! this type never materialises them. Only `metallb.*` annotations are kept; labels are kept
+//! for `serviceAllocation.serviceSelectors`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -15,7 +16,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// A Service with only the fields ferrolb's controller uses.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct SlimService {
-    /// Name, namespace, uid, resourceVersion, creationTimestamp, `metallb.*` annotations.
+    /// Name, namespace, uid, resourceVersion, creationTimestamp, labels, `metallb.*`
+    /// annotations.
     #[serde(deserialize_with = "slim_meta")]
     pub metadata: ObjectMeta,
     /// The spec fields used for the allocation request.
@@ -109,6 +111,8 @@ struct MetaFields {
     #[serde(default)]
     creation_timestamp: Option<Time>,
     #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
     annotations: Option<BTreeMap<String, String>>,
 }
 
@@ -125,6 +129,7 @@ fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
         uid: m.uid,
         resource_version: m.resource_version,
         creation_timestamp: m.creation_timestamp,
+        labels: m.labels.filter(|l| !l.is_empty()),
         annotations: annotations.filter(|a| !a.is_empty()),
         ..Default::default()
     })

@@ -115,12 +115,6 @@ fn service_allocation(
         "spec.serviceAllocation.serviceSelectors",
         &a.service_selectors,
     );
-    d.warn(
-        o,
-        "spec.serviceAllocation",
-        "read but not applied yet: ferrolb's allocator still hands this pool's addresses to \
-         any Service that asks",
-    );
     ServiceAllocation {
         priority: a.priority,
         namespaces,
