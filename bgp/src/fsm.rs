@@ -76,6 +76,8 @@ pub mod cease_subcode {
     pub const ADMIN_RESET: u8 = 4;
     /// Connection Collision Resolution.
     pub const COLLISION: u8 = 7;
+    /// BFD Down (RFC 9384): the BFD session of the peer failed.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// FSM error subcodes (RFC 6608).
@@ -171,6 +173,8 @@ pub enum DownReason {
     Stopped,
     /// Reset by configuration change (Cease 6/4 sent).
     AdminReset,
+    /// The peer's BFD session failed (Cease 6/10 sent); the text says how.
+    BfdDown(String),
 }
 
 impl fmt::Display for DownReason {
@@ -192,6 +196,7 @@ impl fmt::Display for DownReason {
             DownReason::TcpClosed => f.write_str("tcp connection closed"),
             DownReason::Stopped => f.write_str("stopped"),
             DownReason::AdminReset => f.write_str("administrative reset"),
+            DownReason::BfdDown(why) => write!(f, "BFD down: {why}"),
         }
     }
 }
@@ -225,6 +230,12 @@ pub enum Event {
     DecodeError(ConnId, Notification),
     /// A timer expired.
     TimerExpired(Timer),
+    /// The peer's BFD session failed (RFC 5882): close every connection with Cease 6/10
+    /// and reconnect after the back-off, as after any other session failure.
+    BfdDown {
+        /// How BFD noticed (for the log and the peer's last error).
+        detail: String,
+    },
 }
 
 /// Outputs of the FSM, to be carried out in order by the driver.
@@ -534,6 +545,7 @@ impl Fsm {
                 }
             }
             Event::TimerExpired(timer) => self.on_timer(&mut out, timer),
+            Event::BfdDown { detail } => self.on_bfd_down(&mut out, detail),
         }
         self.update_state(&mut out);
         out
@@ -602,6 +614,20 @@ impl Fsm {
         let n = cease(cease_subcode::ADMIN_RESET, reason);
         if self.close_all(out, &n) {
             out.push(Action::SessionDown(DownReason::AdminReset));
+        }
+        self.schedule_retry(out);
+    }
+
+    fn on_bfd_down(&mut self, out: &mut Vec<Action>, detail: String) {
+        if !self.running || self.conns.iter().all(Option::is_none) {
+            return;
+        }
+        let n = cease(cease_subcode::BFD_DOWN, None);
+        let reason = DownReason::BfdDown(detail);
+        if self.close_all(out, &n) {
+            out.push(Action::SessionDown(reason));
+        } else {
+            out.push(Action::ConnectionFailed(reason));
         }
         self.schedule_retry(out);
     }
