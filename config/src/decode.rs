@@ -479,6 +479,25 @@ fn decode_peer(d: &mut Diagnostics, entry: &Node, p: &str, refs: &Refs<'_>) -> O
             format!("ebgp-multihop is set on an iBGP peer (peer-asn {pa} equals my-asn {ma})"),
         );
     }
+    if ebgp_multihop
+        && let Some(Some(name)) = &bfd_profile
+        && refs
+            .bfd_profiles
+            .iter()
+            .any(|b| b.name == *name && b.echo_mode)
+        && let Some((key, (k, _))) = ["bfd-profile", "bfdProfile"]
+            .into_iter()
+            .find_map(|key| f.get(key).map(|kv| (key, kv)))
+    {
+        d.warn(
+            &child(p, key),
+            k.line,
+            format!(
+                "BFD profile {name:?} sets echo-mode, which has no effect on an ebgp-multihop \
+                 peer (the echo function is single-hop only, as in FRR)"
+            ),
+        );
+    }
 
     if d.errors.len() > errors_before {
         return None;

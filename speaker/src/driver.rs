@@ -26,6 +26,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bfd::BfdSessions;
 use crate::cache::Cache;
 use crate::decision::{self, Decision, Origin};
 use crate::events::{EventSink, EventSpec};
@@ -71,6 +72,7 @@ pub(crate) struct Driver {
     config_text: Option<Option<String>>,
     config_report: ConfigReport,
     sessions: Sessions,
+    bfd: BfdSessions,
     desired_peers: DesiredPeers,
     peers_dirty: bool,
     dirty: bool,
@@ -90,6 +92,7 @@ impl Driver {
         config_name: String,
         opts: decision::Options,
         sessions: Sessions,
+        bfd: BfdSessions,
         learned: watch::Sender<LearnedRoutes>,
         events: EventSink,
         metrics: Arc<Metrics>,
@@ -108,6 +111,7 @@ impl Driver {
             config_text: None,
             config_report: ConfigReport::default(),
             sessions,
+            bfd,
             desired_peers: DesiredPeers::default(),
             peers_dirty: true,
             dirty: true,
@@ -186,6 +190,7 @@ impl Driver {
         }
         tracing::info!("stopping: sending Cease to every peer");
         self.sessions.shutdown(SHUTDOWN_REASON).await;
+        self.bfd.shutdown().await;
     }
 
     fn watch_error(&self, what: &str, e: &watcher::Error) {
@@ -393,6 +398,14 @@ impl Driver {
                 tracing::warn!(%peer, reason = %why, "peer not set up");
             }
             let removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
+            // BFD for the peers the BGP speaker took, as their profiles say.
+            let bfd = crate::bfd::desired_bfd(
+                config,
+                &node.view.labels,
+                self.sessions.configured(),
+                &crate::bfd::directly_connected,
+            );
+            self.bfd.apply(bfd);
             if !removed.is_empty() {
                 self.learned.send_if_modified(|t| {
                     removed
@@ -484,6 +497,7 @@ impl Driver {
     fn publish_with(&self, decision: &Decision) {
         let mut peers = BTreeMap::new();
         let configured = self.sessions.configured();
+        let bfd_profiles = self.bfd.profiles();
         let config_peers = self
             .config
             .as_ref()
@@ -499,6 +513,8 @@ impl Driver {
                     desired: self.sessions.desired_count(*addr),
                     error: self.sessions.errors().get(addr).cloned(),
                     configured: configured.contains_key(addr),
+                    bfd_profile: bfd_profiles.get(addr).cloned(),
+                    bfd_error: self.bfd.errors().get(addr).cloned(),
                 },
             );
         }
@@ -516,6 +532,8 @@ impl Driver {
                     desired: 0,
                     error: Some(why.clone()),
                     configured: false,
+                    bfd_profile: None,
+                    bfd_error: None,
                 },
             );
         }

@@ -9,10 +9,12 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ferrolb_bgp::bfd::Bfd;
 use ferrolb_bgp::session::Speaker;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
+use crate::bfd::report::BfdReport;
 use crate::learned::{InstalledRoute, LearnedRoutes};
 use crate::metrics::Metrics;
 use crate::status::{ConfigReport, PeerReport, StatusReport};
@@ -32,6 +34,10 @@ pub struct PeerInfo {
     pub error: Option<String>,
     /// Configured in the BGP speaker.
     pub configured: bool,
+    /// The `bfd-profile` of its BFD session, if it has one.
+    pub bfd_profile: Option<String>,
+    /// Why its BFD session could not be set up.
+    pub bfd_error: Option<String>,
 }
 
 /// The driver's view after its last reconcile.
@@ -60,6 +66,7 @@ pub struct Shared {
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     speaker: Speaker,
+    bfd: Bfd,
     snapshot: Mutex<Snapshot>,
     ready: AtomicBool,
     learned: watch::Receiver<LearnedRoutes>,
@@ -73,6 +80,7 @@ impl Shared {
         pod_cidr_mode: String,
         metrics: Arc<Metrics>,
         speaker: Speaker,
+        bfd: Bfd,
         learned: watch::Receiver<LearnedRoutes>,
         installed: watch::Receiver<Vec<InstalledRoute>>,
     ) -> Self {
@@ -81,6 +89,7 @@ impl Shared {
             pod_cidr_mode,
             metrics,
             speaker,
+            bfd,
             snapshot: Mutex::new(Snapshot::default()),
             ready: AtomicBool::new(false),
             learned,
@@ -135,6 +144,13 @@ impl Shared {
                     port: info.port,
                 }
                 .to_string();
+                let bfd = info.bfd_profile.as_ref().map(|profile| {
+                    match (&info.bfd_error, self.bfd.session(*addr)) {
+                        (Some(e), _) => BfdReport::refused(profile, e),
+                        (None, Some(s)) => BfdReport::from_status(profile, &s),
+                        (None, None) => BfdReport::refused(profile, "no session"),
+                    }
+                });
                 match live.get(addr) {
                     Some(s) => PeerReport {
                         peer: label,
@@ -149,6 +165,7 @@ impl Shared {
                         updates_sent: s.updates_sent,
                         updates_received: s.updates_received,
                         last_error: info.error.clone().or_else(|| s.last_error.clone()),
+                        bfd,
                     },
                     None => PeerReport {
                         peer: label,
@@ -163,6 +180,7 @@ impl Shared {
                         updates_sent: 0,
                         updates_received: 0,
                         last_error: info.error.clone(),
+                        bfd,
                     },
                 }
             })
@@ -195,5 +213,8 @@ impl Shared {
         };
         let desired = |a: IpAddr| snap.peers.get(&a).map_or(0, |p| p.desired);
         self.metrics.refresh_sessions(&status, &label, &desired);
+        self.metrics
+            .bfd
+            .refresh(&self.bfd.status(), &self.bfd.drops());
     }
 }
