@@ -154,8 +154,9 @@ impl Driver {
 
         loop {
             let work = self.dirty && self.synced.all();
-            let retry_wanted =
-                !self.desired_peers.problems.is_empty() || !self.sessions.errors().is_empty();
+            let retry_wanted = !self.desired_peers.problems.is_empty()
+                || !self.sessions.errors().is_empty()
+                || !self.bfd.errors().is_empty();
             // `biased`: drain every ready event first, then reconcile once for the burst.
             tokio::select! {
                 biased;

@@ -294,7 +294,15 @@ impl Engine {
         }
     }
 
+    /// Read up to [`READ_BATCH`] datagrams from receiver `i`, then run the timers that are
+    /// due, so a sustained flood on a socket cannot starve the sessions' own packets and
+    /// detection timers (the receivers win `select!` while they stay readable).
     fn drain(&mut self, i: usize) {
+        self.read_batch(i);
+        self.fire_timers();
+    }
+
+    fn read_batch(&mut self, i: usize) {
         let multihop = i % 2 == 1;
         for _ in 0..READ_BATCH {
             let Some(sock) = self.receivers[i].as_ref() else {
@@ -307,6 +315,11 @@ impl Engine {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     debug!(error = %e, "BFD: receive error");
+                    // Clear the readiness tokio keeps for anything but WouldBlock, or the
+                    // loop would spin on a persistent error.
+                    let _ = sock.try_io(tokio::io::Interest::READABLE, || {
+                        Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                    });
                     return;
                 }
             };
@@ -361,7 +374,10 @@ impl Engine {
             return self.dropped("bad_ttl", d.from);
         }
         let peer = e.spec.peer;
-        self.with_status(peer, |s| s.control_packets_in += 1);
+        if e.drain_until.is_none() {
+            // (A removed session still drains; the status belongs to its successor.)
+            self.with_status(peer, |s| s.control_packets_in += 1);
+        }
         self.feed(discr, Event::Received(pkt));
     }
 
@@ -447,5 +463,58 @@ fn log_transition(peer: IpAddr, t: &Transition, budget: &mut LogBudget) {
         warn!(%peer, %from, %to, reason = %describe_transition(t), suppressed, "BFD session down");
     } else {
         info!(%peer, %from, %to, diag = %t.diag, remote_state = %t.remote_state, suppressed, "BFD state changed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A receiver that stays readable (more queued than one batch, as under a flood) must
+    /// not keep a due transmit timer from firing: `select!` prefers the receivers.
+    #[tokio::test]
+    async fn a_busy_receiver_does_not_starve_due_timers() {
+        let (_cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (events, _events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let mut engine = Engine::new(cmd_rx, events, shared.clone());
+        let rx = socket::receiver("127.0.0.1:0".parse().unwrap()).expect("receiver");
+        let rx_at = rx.local_addr().unwrap();
+        engine.on_command(Command::Receiver(0, rx));
+        // The peer: a plain socket that sees what the session sends.
+        let peer = StdUdpSocket::bind("127.0.0.2:0").expect("peer");
+        peer.set_nonblocking(true).unwrap();
+        let spec = PeerSpec {
+            local: Some("127.0.0.1".parse().unwrap()),
+            remote_port: Some(peer.local_addr().unwrap().port()),
+            ..PeerSpec::single_hop("127.0.0.2".parse().unwrap())
+        };
+        let tx = socket::sender(spec.peer, spec.local, 1).expect("sender");
+        engine.on_command(Command::Add(Box::new(spec), tx));
+        let mut buf = [0u8; 128];
+        while peer.recv(&mut buf).is_ok() {}
+        // Two batches of junk queued (TTL 64: dropped as bad_ttl), and the timer due.
+        let junk = StdUdpSocket::bind("127.0.0.3:0").expect("junk");
+        for _ in 0..2 * READ_BATCH {
+            junk.send_to(&[0u8; 24], rx_at).expect("send");
+        }
+        for e in engine.sessions.values_mut() {
+            e.timers[timer_index(Timer::Transmit)] = Some(Instant::now());
+        }
+        engine.receivers[0]
+            .as_ref()
+            .unwrap()
+            .readable()
+            .await
+            .unwrap();
+        engine.drain(0);
+        assert_eq!(
+            shared.drops.lock().unwrap().get("bad_ttl"),
+            Some(&(READ_BATCH as u64)),
+            "one batch read, the rest still queued"
+        );
+        let n = peer.recv(&mut buf).expect("the due packet went out");
+        let p = ControlPacket::decode(&buf[..n]).expect("a Control packet");
+        assert_eq!(p.state, SessionState::Down);
     }
 }
