@@ -591,7 +591,7 @@ fn bfd_down_closes_the_session_with_cease_10_and_backs_off() {
     let acts = fsm.handle(bfd_down());
     let n = sent_notification(&acts).expect("a NOTIFICATION");
     assert_eq!((n.code, n.subcode), (6, 10));
-    assert_eq!(ferrolb_bgp::fsm::cease_subcode::BFD_DOWN, 10);
+    assert_eq!(ferrolb_bgp::wire::codes::BFD_DOWN, 10);
     assert!(acts.contains(&Action::CloseTcp(OUT)));
     let reason = acts
         .iter()
@@ -644,4 +644,34 @@ fn bfd_down_during_the_open_exchange_fails_the_attempt() {
         "{acts:?}"
     );
     assert_eq!(fsm.state(), State::Active);
+}
+
+#[test]
+fn max_prefixes_exceeded_sends_cease_6_1_and_holds_off_both_directions() {
+    let mut fsm = established(config(), 90);
+    let restart = Duration::from_secs(300);
+    let acts = fsm.handle(Event::MaxPrefixesExceeded {
+        family: AddressFamily::Ipv4Unicast,
+        limit: 100,
+        restart_after: restart,
+    });
+    let n = sent_notification(&acts).expect("Cease sent");
+    assert_eq!((n.code, n.subcode), (6, 1));
+    // RFC 4486: AFI 1, SAFI 1, the upper bound as 4 octets.
+    assert_eq!(n.data, vec![0, 1, 1, 0, 0, 0, 100]);
+    assert!(acts.contains(&Action::SessionDown(DownReason::MaxPrefixes { limit: 100 })));
+    assert_eq!(timer_started(&acts, Timer::ConnectRetry), Some(restart));
+    assert_eq!(fsm.state(), State::Active);
+    // The peer reconnecting at once is refused during the hold-off.
+    let acts = fsm.handle(Event::TcpConnected(IN));
+    assert_eq!(acts, vec![Action::CloseTcp(IN)]);
+    // Once the timer fires we connect again.
+    let acts = fsm.handle(Event::TimerExpired(Timer::ConnectRetry));
+    assert!(acts.contains(&Action::Connect), "{acts:?}");
+    let acts = fsm.handle(Event::TcpConnected(IN));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Send(IN, Message::Open(_)))),
+        "{acts:?}"
+    );
 }

@@ -18,6 +18,10 @@ use ferrolb_netns::{KernelRoute, RibRoute, Signal};
 use ipnet::IpNet;
 use kube::Client;
 
+mod apiserver;
+
+pub use apiserver::{Kind as ApiServerKind, default_kind as default_apiserver};
+
 use crate::procs::{self, StateDir};
 use crate::router::{Router, RouterBfd, RouterKind, RouterSpec};
 use crate::topology::{self, Names, addr};
@@ -86,6 +90,8 @@ pub struct LabSpec {
     pub bins: Bins,
     /// Leave the processes running when this handle goes away (the CLI's `up`).
     pub detach: bool,
+    /// The real kube-apiserver (default where available) or the lab API server.
+    pub apiserver: ApiServerKind,
 }
 
 impl LabSpec {
@@ -103,6 +109,7 @@ impl LabSpec {
                 .unwrap_or_default(),
             bins,
             detach: false,
+            apiserver: default_apiserver(),
         }
     }
 }
@@ -202,6 +209,12 @@ impl NetLab {
             s.pods
         ));
         self.start_apiserver()?;
+        progress(&format!(
+            "Kubernetes API: {} on {}:{}",
+            apiserver::label(s.apiserver),
+            addr::MASTER,
+            addr::APISERVER_PORT
+        ));
         self.router.start(&RouterSpec {
             kind: s.router,
             nodes: s.nodes,
@@ -235,7 +248,7 @@ impl NetLab {
             self.start_speaker(n)?;
         }
         progress(
-            "processes: lab API server, ferrolb-controller, a ferrolb-speaker and a kube-proxy stand-in per node, pods",
+            "processes: ferrolb-controller, a ferrolb-speaker and a kube-proxy stand-in per node, pods",
         );
         Ok(())
     }
@@ -293,39 +306,6 @@ impl NetLab {
         children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
     }
 
-    fn start_apiserver(&self) -> Result<()> {
-        let kc = self.kubeconfig();
-        let listen = SocketAddr::new(IpAddr::V4(addr::MASTER), addr::APISERVER_PORT);
-        self.spawn(
-            &self.names.master(),
-            "apiserver",
-            &self.spec.bins.lab,
-            vec![
-                "apiserver".into(),
-                "--listen".into(),
-                listen.to_string(),
-                "--kubeconfig".into(),
-                kc.display().to_string(),
-            ],
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !kc.exists() {
-            if Instant::now() >= deadline
-                || self
-                    .state
-                    .pid("apiserver")
-                    .is_some_and(|p| !procs::pid_alive(p))
-            {
-                bail!(
-                    "the lab API server did not start; log:\n{}",
-                    self.state.log_tail("apiserver", 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kube(|c| async move { k8s::wait_ready(&c, Duration::from_secs(10)).await })
-    }
-
     /// Starts pod `m` of node `n` (the http-echo server).
     pub fn start_pod(&self, n: u8, m: u8) -> Result<()> {
         self.spawn(
@@ -369,7 +349,9 @@ impl NetLab {
             &self.spec.bins.controller,
             vec![
                 "--kubeconfig".into(),
-                self.kubeconfig().display().to_string(),
+                self.component_kubeconfig("controller")
+                    .display()
+                    .to_string(),
                 "--namespace".into(),
                 k8s::SYSTEM_NS.into(),
                 "--config".into(),
@@ -393,7 +375,7 @@ impl NetLab {
             &self.spec.bins.speaker,
             vec![
                 "--kubeconfig".into(),
-                self.kubeconfig().display().to_string(),
+                self.component_kubeconfig("speaker").display().to_string(),
                 "--node-name".into(),
                 Names::node_name(n),
                 "--namespace".into(),

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use tokio::sync::watch;
 
 use crate::bfd::report::BfdReport;
-use crate::learned::{InstalledRoute, LearnedRoutes};
+use crate::learned::PodRouteReport;
 use crate::metrics::Metrics;
 use crate::status::{ConfigReport, PeerReport, StatusReport};
 
@@ -69,8 +69,7 @@ pub struct Shared {
     bfd: Bfd,
     snapshot: Mutex<Snapshot>,
     ready: AtomicBool,
-    learned: watch::Receiver<LearnedRoutes>,
-    installed: watch::Receiver<Vec<InstalledRoute>>,
+    installed: watch::Receiver<PodRouteReport>,
 }
 
 impl Shared {
@@ -81,8 +80,7 @@ impl Shared {
         metrics: Arc<Metrics>,
         speaker: Speaker,
         bfd: Bfd,
-        learned: watch::Receiver<LearnedRoutes>,
-        installed: watch::Receiver<Vec<InstalledRoute>>,
+        installed: watch::Receiver<PodRouteReport>,
     ) -> Self {
         Shared {
             node,
@@ -92,7 +90,6 @@ impl Shared {
             bfd,
             snapshot: Mutex::new(Snapshot::default()),
             ready: AtomicBool::new(false),
-            learned,
             installed,
         }
     }
@@ -166,6 +163,8 @@ impl Shared {
                         updates_received: s.updates_received,
                         last_error: info.error.clone().or_else(|| s.last_error.clone()),
                         bfd,
+                        max_prefixes: s.max_prefixes,
+                        max_prefix_ceases: s.max_prefix_ceases,
                     },
                     None => PeerReport {
                         peer: label,
@@ -181,6 +180,8 @@ impl Shared {
                         updates_received: 0,
                         last_error: info.error.clone(),
                         bfd,
+                        max_prefixes: None,
+                        max_prefix_ceases: 0,
                     },
                 }
             })
@@ -195,8 +196,10 @@ impl Shared {
             announced_services: snap.announced,
             problems: snap.problems,
             advertised_pod_cidrs: snap.pod_cidrs,
-            learned_prefixes: self.learned.borrow().routes.len(),
-            installed_pod_routes: self.installed.borrow().clone(),
+            learned_prefixes: self.installed.borrow().learned_prefixes,
+            installed_pod_routes: self.installed.borrow().routes.clone(),
+            installed_pod_route_count: self.installed.borrow().installed_count,
+            refused_pod_routes: self.installed.borrow().refused.clone(),
         }
     }
 
@@ -213,6 +216,8 @@ impl Shared {
         };
         let desired = |a: IpAddr| snap.peers.get(&a).map_or(0, |p| p.desired);
         self.metrics.refresh_sessions(&status, &label, &desired);
+        self.metrics
+            .set_pod_routes_refused(&self.installed.borrow().refused);
         self.metrics
             .bfd
             .refresh(&self.bfd.status(), &self.bfd.drops());

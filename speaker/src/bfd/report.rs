@@ -193,6 +193,8 @@ pub(crate) mod tests {
             updates_sent: 2,
             updates_received: 1,
             last_error: None,
+            max_prefixes: None,
+            max_prefix_ceases: 0,
             bfd,
         }
     }
