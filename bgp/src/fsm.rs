@@ -124,6 +124,8 @@ pub enum DownReason {
     Stopped,
     /// Reset by configuration change (Cease 6/4 sent).
     AdminReset,
+    /// The peer's BFD session failed (Cease 6/10 sent); the text says how.
+    BfdDown(String),
     /// The peer sent more prefixes than configured (Cease 6/1 sent, RFC 4486).
     MaxPrefixes {
         /// The configured limit.
@@ -150,6 +152,7 @@ impl fmt::Display for DownReason {
             DownReason::TcpClosed => f.write_str("tcp connection closed"),
             DownReason::Stopped => f.write_str("stopped"),
             DownReason::AdminReset => f.write_str("administrative reset"),
+            DownReason::BfdDown(why) => write!(f, "BFD down: {why}"),
             DownReason::MaxPrefixes { limit } => {
                 write!(f, "maximum number of prefixes reached (limit {limit})")
             }
@@ -186,6 +189,12 @@ pub enum Event {
     DecodeError(ConnId, Notification),
     /// A timer expired.
     TimerExpired(Timer),
+    /// The peer's BFD session failed (RFC 5882): close every connection with Cease 6/10
+    /// and reconnect after the back-off, as after any other session failure.
+    BfdDown {
+        /// How BFD noticed (for the log and the peer's last error).
+        detail: String,
+    },
     /// The Established session's peer sent more than `limit` prefixes of `family`:
     /// Cease 6/1 (RFC 4486), and no new session (either direction) for `restart_after`.
     MaxPrefixesExceeded {
@@ -509,6 +518,7 @@ impl Fsm {
                 }
             }
             Event::TimerExpired(timer) => self.on_timer(&mut out, timer),
+            Event::BfdDown { detail } => self.on_bfd_down(&mut out, detail),
             Event::MaxPrefixesExceeded {
                 family,
                 limit,
@@ -583,6 +593,20 @@ impl Fsm {
         let n = cease(codes::ADMINISTRATIVE_RESET, reason);
         if self.close_all(out, &n) {
             out.push(Action::SessionDown(DownReason::AdminReset));
+        }
+        self.schedule_retry(out);
+    }
+
+    fn on_bfd_down(&mut self, out: &mut Vec<Action>, detail: String) {
+        if !self.running || self.conns.iter().all(Option::is_none) {
+            return;
+        }
+        let n = cease(codes::BFD_DOWN, None);
+        let reason = DownReason::BfdDown(detail);
+        if self.close_all(out, &n) {
+            out.push(Action::SessionDown(reason));
+        } else {
+            out.push(Action::ConnectionFailed(reason));
         }
         self.schedule_retry(out);
     }

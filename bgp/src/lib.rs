@@ -5,7 +5,10 @@
 //! - [`fsm`]: the RFC 4271 session state machine, pure (events in, actions out).
 //! - [`rib`]: per-peer Adj-RIB-Out (desired routes -> minimal UPDATEs) and Adj-RIB-In.
 //! - [`session`]: the tokio driver and the public [`session::Speaker`] API.
+//! - [`bfd`]: BFD (RFC 5880/5881/5883), same split: codec, pure session FSM, UDP engine,
+//!   and the RFC 5882 link that takes a BGP session down when its BFD session fails.
 
+pub mod bfd;
 pub mod fsm;
 pub mod rib;
 pub mod session;

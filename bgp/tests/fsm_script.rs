@@ -577,6 +577,75 @@ fn connect_timeout_abandons_the_attempt_and_backs_off() {
     );
 }
 
+// --- BFD Down (RFC 5882, Cease 6/10 of RFC 9384) ------------------------------------------
+
+fn bfd_down() -> Event {
+    Event::BfdDown {
+        detail: "control detection time expired".into(),
+    }
+}
+
+#[test]
+fn bfd_down_closes_the_session_with_cease_10_and_backs_off() {
+    let mut fsm = established(config(), 90);
+    let acts = fsm.handle(bfd_down());
+    let n = sent_notification(&acts).expect("a NOTIFICATION");
+    assert_eq!((n.code, n.subcode), (6, 10));
+    assert_eq!(ferrolb_bgp::wire::codes::BFD_DOWN, 10);
+    assert!(acts.contains(&Action::CloseTcp(OUT)));
+    let reason = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::SessionDown(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("session down");
+    assert_eq!(
+        reason,
+        DownReason::BfdDown("control detection time expired".into())
+    );
+    assert_eq!(
+        reason.to_string(),
+        "BFD down: control detection time expired"
+    );
+    let retry = timer_started(&acts, Timer::ConnectRetry).expect("back-off armed");
+    assert!(
+        retry >= Duration::from_millis(750) && retry <= Duration::from_secs(1),
+        "{retry:?}"
+    );
+    assert_eq!(fsm.state(), State::Active, "back through the normal FSM");
+    let acts = fsm.handle(Event::TimerExpired(Timer::ConnectRetry));
+    assert!(acts.contains(&Action::Connect), "{acts:?}");
+}
+
+#[test]
+fn bfd_down_without_a_connection_does_nothing() {
+    let mut fsm = established(config(), 90);
+    fsm.handle(bfd_down());
+    // Waiting out the back-off: a second BFD Down changes nothing.
+    let base = fsm.next_backoff_base();
+    assert!(fsm.handle(bfd_down()).is_empty());
+    assert_eq!(fsm.next_backoff_base(), base);
+    let mut idle = Fsm::new(config(), 1);
+    assert!(idle.handle(bfd_down()).is_empty());
+    assert_eq!(idle.state(), State::Idle);
+}
+
+#[test]
+fn bfd_down_during_the_open_exchange_fails_the_attempt() {
+    let mut fsm = Fsm::new(config(), 3);
+    fsm.handle(Event::ManualStart);
+    fsm.handle(Event::TcpConnected(OUT));
+    assert_eq!(fsm.state(), State::OpenSent);
+    let acts = fsm.handle(bfd_down());
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::ConnectionFailed(DownReason::BfdDown(_)))),
+        "{acts:?}"
+    );
+    assert_eq!(fsm.state(), State::Active);
+}
+
 #[test]
 fn max_prefixes_exceeded_sends_cease_6_1_and_holds_off_both_directions() {
     let mut fsm = established(config(), 90);

@@ -302,7 +302,8 @@ impl std::fmt::Display for Community {
     }
 }
 
-/// A BFD profile (`bfd-profiles[]`). MetalLB honours these only in FRR mode.
+/// A BFD profile (`bfd-profiles[]`). MetalLB honours these only in FRR mode; ferrolb's
+/// speaker runs a BFD session with it for every peer that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BfdProfile {
     pub name: String,

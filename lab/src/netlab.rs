@@ -23,7 +23,7 @@ mod apiserver;
 pub use apiserver::{Kind as ApiServerKind, default_kind as default_apiserver};
 
 use crate::procs::{self, StateDir};
-use crate::router::{Router, RouterKind, RouterSpec};
+use crate::router::{Router, RouterBfd, RouterKind, RouterSpec};
 use crate::topology::{self, Names, addr};
 use crate::{k8s, nsexec};
 
@@ -80,6 +80,8 @@ pub struct LabSpec {
     pub pods: u8,
     /// The routing daemon on `rt`.
     pub router: RouterKind,
+    /// BFD on the router towards every node (BIRD or FRR).
+    pub router_bfd: Option<RouterBfd>,
     /// The demo Service's `externalTrafficPolicy` (`Local` or `Cluster`).
     pub policy: String,
     /// The MetalLB configuration (the ConfigMap's `config` key).
@@ -101,6 +103,7 @@ impl LabSpec {
             nodes: 3,
             pods: 2,
             router: RouterKind::Gobgp,
+            router_bfd: None,
             policy: "Local".into(),
             config: k8s::config_text(include_str!("../../manifests/config.yaml"))
                 .unwrap_or_default(),
@@ -216,6 +219,7 @@ impl NetLab {
             kind: s.router,
             nodes: s.nodes,
             lab_bin: s.bins.lab.clone(),
+            bfd: s.router_bfd,
         })?;
         progress(&format!(
             "router: {} (AS {}) on 172.17.0.1",

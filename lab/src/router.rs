@@ -69,6 +69,30 @@ pub struct RouterSpec {
     pub nodes: u8,
     /// The `ferrolb-lab` binary (runs fib-sync for gobgpd).
     pub lab_bin: PathBuf,
+    /// BFD towards every node (BIRD and FRR; gobgpd has none).
+    pub bfd: Option<RouterBfd>,
+}
+
+/// The router's BFD timers (as a MetalLB `bfd-profiles` entry on the nodes' side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterBfd {
+    /// Desired Min TX (ms).
+    pub transmit_ms: u32,
+    /// Required Min RX (ms).
+    pub receive_ms: u32,
+    /// Detect multiplier.
+    pub multiplier: u8,
+}
+
+impl RouterBfd {
+    /// The same interval both ways.
+    pub fn symmetric(interval_ms: u32, multiplier: u8) -> RouterBfd {
+        RouterBfd {
+            transmit_ms: interval_ms,
+            receive_ms: interval_ms,
+            multiplier,
+        }
+    }
 }
 
 fn node_ips(nodes: u8) -> Vec<std::net::Ipv4Addr> {
@@ -162,6 +186,19 @@ pub fn gobgp_toml(nodes: u8) -> String {
 
 /// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP).
 pub fn bird_conf(nodes: u8) -> String {
+    bird_conf_with_bfd(nodes, None)
+}
+
+/// [`bird_conf`], with BFD to every node when `bfd` is set. `error wait time 1, 10`: else a
+/// BFD-triggered down keeps the session idle for 60 s (BIRD's default error wait).
+pub fn bird_conf_with_bfd(nodes: u8, bfd: Option<&RouterBfd>) -> String {
+    let bfd_lines = match bfd {
+        Some(b) => format!(
+            "  bfd on;\n  error wait time 1, 10;\n}}\nprotocol bfd {{\n  interface \"*\" {{ min rx interval {} ms; min tx interval {} ms; multiplier {}; }};\n",
+            b.receive_ms, b.transmit_ms, b.multiplier
+        ),
+        None => String::new(),
+    };
     let mut s = format!(
         r#"router id {rid};
 log stderr all;
@@ -186,7 +223,7 @@ template bgp nodes {{
   passive on;
   graceful restart off;
   ipv4 {{ import filter from_cluster; export filter to_cluster; }};
-}}
+{bfd_lines}}}
 "#,
         rid = addr::RT_CLUSTER,
         asn = addr::ROUTER_ASN,
@@ -208,6 +245,19 @@ template bgp nodes {{
 /// FRR's integrated config for bgpd (zebra needs none): multipath, `as-override` towards
 /// the nodes, passive neighbours, pool /32s and pod CIDRs in, pod CIDRs out.
 pub fn frr_conf(nodes: u8) -> String {
+    frr_conf_with_bfd(nodes, false)
+}
+
+/// bfdd's config: the `lab` profile that [`frr_conf_with_bfd`] names.
+pub fn frr_bfdd_conf(b: &RouterBfd) -> String {
+    format!(
+        "hostname rt\nbfd\n profile lab\n  receive-interval {}\n  transmit-interval {}\n  detect-multiplier {}\n !\n!\n",
+        b.receive_ms, b.transmit_ms, b.multiplier
+    )
+}
+
+/// [`frr_conf`], with `neighbor X bfd profile lab` when `bfd` (bfdd runs the profile).
+pub fn frr_conf_with_bfd(nodes: u8, bfd: bool) -> String {
     let mut s = format!(
         "frr defaults traditional\nhostname rt\nlog stdout debugging\nno ipv6 forwarding\n!\n\
          ip prefix-list from-cluster seq 10 permit {pool} ge 32\n\
@@ -223,6 +273,9 @@ pub fn frr_conf(nodes: u8) -> String {
     for ip in node_ips(nodes) {
         let _ = writeln!(s, " neighbor {ip} remote-as {}", addr::CLUSTER_ASN);
         let _ = writeln!(s, " neighbor {ip} passive");
+        if bfd {
+            let _ = writeln!(s, " neighbor {ip} bfd profile lab");
+        }
     }
     s.push_str(" address-family ipv4 unicast\n  maximum-paths 64\n");
     for ip in node_ips(nodes) {
@@ -232,6 +285,24 @@ pub fn frr_conf(nodes: u8) -> String {
     }
     s.push_str(" exit-address-family\n!\n");
     s
+}
+
+/// The command line of FRR daemon `daemon` with its config `conf`, pid file, vty sockets
+/// and zserv socket all in `dir` (zebra listens on `dir/zserv.api`, the others connect).
+pub fn frr_daemon_args(dir: &Path, daemon: &str, conf: &Path) -> Vec<String> {
+    let d = dir.display().to_string();
+    vec![
+        "-f".into(),
+        conf.display().to_string(),
+        "-i".into(),
+        format!("{d}/{daemon}.pid"),
+        "--vty_socket".into(),
+        d.clone(),
+        "-z".into(),
+        format!("{d}/zserv.api"),
+        "-A".into(),
+        "127.0.0.1".into(),
+    ]
 }
 
 /// A handle to the lab's router (works for a router started by another process too: it
@@ -319,6 +390,9 @@ impl Router {
     /// Writes the config and starts the daemon(s) detached in the router namespace; waits
     /// until the control interface answers.
     pub fn start(&self, spec: &RouterSpec) -> Result<()> {
+        if spec.bfd.is_some() && self.kind == RouterKind::Gobgp {
+            bail!("gobgpd has no BFD: use the BIRD or FRR router for BFD");
+        }
         match self.kind {
             RouterKind::Gobgp => self.start_gobgp(spec),
             RouterKind::Bird => self.start_bird(spec),
@@ -369,7 +443,7 @@ impl Router {
 
     fn start_bird(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("bird.conf");
-        std::fs::write(&conf, bird_conf(spec.nodes))?;
+        std::fs::write(&conf, bird_conf_with_bfd(spec.nodes, spec.bfd.as_ref()))?;
         let sock = self.bird_socket();
         let _ = std::fs::remove_file(&sock);
         let args: Vec<String> = vec![
@@ -404,25 +478,11 @@ impl Router {
                 .with_context(|| format!("chown frr {}", dir.display()))?;
         }
         let conf = dir.join("bgpd.conf");
-        std::fs::write(&conf, frr_conf(spec.nodes))?;
+        std::fs::write(&conf, frr_conf_with_bfd(spec.nodes, spec.bfd.is_some()))?;
         let zconf = dir.join("zebra.conf");
         std::fs::write(&zconf, "hostname rt\n")?;
         let zsock = dir.join("zserv.api");
-        let d = dir.display().to_string();
-        let common = |daemon: &str, conf: &Path| -> Vec<String> {
-            vec![
-                "-f".into(),
-                conf.display().to_string(),
-                "-i".into(),
-                format!("{d}/{daemon}.pid"),
-                "--vty_socket".into(),
-                d.clone(),
-                "-z".into(),
-                zsock.display().to_string(),
-                "-A".into(),
-                "127.0.0.1".into(),
-            ]
-        };
+        let common = |daemon: &str, conf: &Path| frr_daemon_args(&dir, daemon, conf);
         let mut zargs = common("zebra", &zconf);
         zargs.extend(["--retain".to_string()]);
         procs::spawn_in(
@@ -462,6 +522,26 @@ impl Router {
             "bgpd",
             Duration::from_secs(10),
             || self.vtysh("show bgp summary").map(drop),
+        )?;
+        let Some(b) = &spec.bfd else {
+            return Ok(());
+        };
+        let bconf = dir.join("bfdd.conf");
+        std::fs::write(&bconf, frr_bfdd_conf(b))?;
+        procs::spawn_in(
+            &self.state,
+            &self.ns,
+            "bfdd",
+            Path::new("/usr/lib/frr/bfdd"),
+            &common("bfdd", &bconf),
+            &[],
+        )?;
+        wait_ready(
+            "FRR bfdd",
+            &self.state,
+            "bfdd",
+            Duration::from_secs(10),
+            || self.vtysh("show bfd peers").map(drop),
         )
     }
 
@@ -495,6 +575,31 @@ impl Router {
                 Ok(routes)
             }
             RouterKind::Frr => parse_frr_rib(&self.vtysh("show bgp ipv4 unicast json")?),
+        }
+    }
+
+    /// The router's BFD sessions as its daemon reports them: neighbour, state (lowercase:
+    /// `up`, `down`, `init`, ...), negotiated transmit interval in ms. gobgpd has none.
+    pub fn bfd_sessions(&self) -> Result<Vec<(std::net::IpAddr, String, u64)>> {
+        match self.kind {
+            RouterKind::Gobgp => Ok(Vec::new()),
+            RouterKind::Bird => {
+                let s = self.bird_socket().display().to_string();
+                let text = run("birdc", &["-s", &s, "show", "bfd", "sessions"])?;
+                Ok(ferrolb_netns::parse_bird_bfd_sessions(&text)?
+                    .into_iter()
+                    .map(|b| {
+                        let ms = (b.interval * 1000.0).round() as u64;
+                        (b.address, b.state.to_lowercase(), ms)
+                    })
+                    .collect())
+            }
+            RouterKind::Frr => Ok(ferrolb_netns::parse_frr_bfd_peers(
+                &self.vtysh("show bfd peers json")?,
+            )?
+            .into_iter()
+            .map(|p| (p.peer, p.status, p.transmit_interval))
+            .collect()),
         }
     }
 
@@ -621,6 +726,19 @@ mod tests {
         assert!(c.contains("merge paths on"));
         assert!(c.contains("delete(bgp_path, 64522)"));
         assert!(c.contains("protocol bgp node2 from nodes { neighbor 172.17.0.22 as 64522; }"));
+    }
+
+    #[test]
+    fn bfd_router_configs() {
+        let b = RouterBfd::symmetric(300, 3);
+        let c = bird_conf_with_bfd(2, Some(&b));
+        assert!(c.contains("bfd on;"), "{c}");
+        assert!(c.contains("error wait time 1, 10;"));
+        assert!(c.contains("min rx interval 300 ms; min tx interval 300 ms; multiplier 3;"));
+        assert!(!bird_conf(2).contains("bfd"));
+        let f = frr_conf_with_bfd(2, true);
+        assert_eq!(f.matches("bfd profile lab").count(), 2, "{f}");
+        assert!(frr_bfdd_conf(&b).contains(" profile lab\n  receive-interval 300\n"));
     }
 
     #[test]

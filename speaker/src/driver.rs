@@ -26,6 +26,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::bfd::BfdSessions;
 use crate::cache::Cache;
 use crate::decision::{self, Decision, Origin};
 use crate::events::{EventSink, Severity, about_service};
@@ -71,6 +72,7 @@ pub(crate) struct Driver {
     config_text: Option<Option<String>>,
     config_report: ConfigReport,
     sessions: Sessions,
+    bfd: BfdSessions,
     desired_peers: DesiredPeers,
     peers_dirty: bool,
     dirty: bool,
@@ -92,6 +94,7 @@ impl Driver {
         config_name: String,
         opts: decision::Options,
         sessions: Sessions,
+        bfd: BfdSessions,
         learned: watch::Sender<PodRouteContext>,
         events: EventSink,
         metrics: Arc<Metrics>,
@@ -110,6 +113,7 @@ impl Driver {
             config_text: None,
             config_report: ConfigReport::default(),
             sessions,
+            bfd,
             desired_peers: DesiredPeers::default(),
             peers_dirty: true,
             dirty: true,
@@ -153,8 +157,9 @@ impl Driver {
 
         loop {
             let work = self.dirty && self.synced.all();
-            let retry_wanted =
-                !self.desired_peers.problems.is_empty() || !self.sessions.errors().is_empty();
+            let retry_wanted = !self.desired_peers.problems.is_empty()
+                || !self.sessions.errors().is_empty()
+                || !self.bfd.errors().is_empty();
             // `biased`: drain every ready event first, then reconcile once for the burst.
             tokio::select! {
                 biased;
@@ -189,6 +194,7 @@ impl Driver {
         }
         tracing::info!("stopping: sending Cease to every peer");
         self.sessions.shutdown(SHUTDOWN_REASON).await;
+        self.bfd.shutdown().await;
     }
 
     /// Counted; logged (rate-limited) by the watch itself.
@@ -401,6 +407,14 @@ impl Driver {
             }
             // A removed peer's routes are withdrawn by its session going down.
             let _removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
+            // BFD for the peers the BGP speaker took, as their profiles say.
+            let bfd = crate::bfd::desired_bfd(
+                config,
+                &node.view.labels,
+                self.sessions.configured(),
+                &crate::bfd::directly_connected,
+            );
+            self.bfd.apply(bfd);
             let peers: BTreeSet<IpAddr> = self.desired_peers.peers.keys().copied().collect();
             self.learned.send_if_modified(|t| {
                 let changed = t.peers != peers || !t.peers_known;
@@ -492,6 +506,7 @@ impl Driver {
     fn publish_with(&self, decision: &Decision) {
         let mut peers = BTreeMap::new();
         let configured = self.sessions.configured();
+        let bfd_profiles = self.bfd.profiles();
         let config_peers = self
             .config
             .as_ref()
@@ -507,6 +522,8 @@ impl Driver {
                     desired: self.sessions.desired_count(*addr),
                     error: self.sessions.errors().get(addr).cloned(),
                     configured: configured.contains_key(addr),
+                    bfd_profile: bfd_profiles.get(addr).cloned(),
+                    bfd_error: self.bfd.errors().get(addr).cloned(),
                 },
             );
         }
@@ -524,6 +541,8 @@ impl Driver {
                     desired: 0,
                     error: Some(why.clone()),
                     configured: false,
+                    bfd_profile: None,
+                    bfd_error: None,
                 },
             );
         }

@@ -4,11 +4,14 @@
 //! - [`k8s::views`], [`cache`]: Kubernetes objects reduced to the plain data it reads.
 //! - [`peers`], [`routes`]: the desired sessions and per-session route tables (pure).
 //! - [`sessions`]: applies them to the `ferrolb-bgp` speaker, touching only what changed.
+//! - [`bfd`]: a BFD session per peer that names a `bfd-profile`; a BFD failure takes that
+//!   BGP session down at once.
 //! - [`learned`]: routes learned from peers, fed to the kernel pod-route installer
 //!   ([`podroutes`], `--pod-cidr-mode advertise-and-install`).
 //! - [`metrics`], [`status`], [`shared`], [`http`], [`events`]: what operators see.
 //! - `driver`: the watch loop around all of it; [`start`] / [`run`] are the entry points.
 
+pub mod bfd;
 pub mod cache;
 pub mod cli;
 pub mod decision;
@@ -31,6 +34,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
+use ferrolb_bgp::bfd::{Bfd, BfdConfig};
 use ferrolb_bgp::session::{Speaker, SpeakerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -62,6 +66,9 @@ pub enum Error {
     /// The BGP speaker could not be created.
     #[error("BGP speaker: {0}")]
     Bgp(#[from] ferrolb_bgp::session::SpeakerError),
+    /// The BFD engine could not be started.
+    #[error("BFD: {0}")]
+    Bfd(#[from] ferrolb_bgp::bfd::BfdError),
 }
 
 /// A running speaker.
@@ -143,6 +150,9 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
         SpeakerConfig::new(Ipv4Addr::UNSPECIFIED),
         podroutes::FEED_CAPACITY,
     )?;
+    // BFD opens its ports only once a peer names a profile.
+    let (bfd, bfd_events) = Bfd::new(BfdConfig::default())?;
+    let bfd_link = ferrolb_bgp::bfd::link_to_bgp(speaker.clone(), bfd_events);
     let metrics = Arc::new(Metrics::new());
     let (learned_tx, learned_rx) = watch::channel(PodRouteContext::default());
     let (installed_tx, installed_rx) = watch::channel(PodRouteReport::default());
@@ -156,9 +166,10 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
         mode.to_string(),
         metrics.clone(),
         speaker.clone(),
+        bfd.clone(),
         installed_rx,
     ));
-    let mut others = Vec::new();
+    let mut others = vec![bfd_link];
     let http_addr = match opts.listen {
         Some(addr) => {
             let (local, task) = http::serve(addr, shared.clone(), cancel.clone())
@@ -204,12 +215,14 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
     let (events, events_task) = events::spawn(client.clone(), &identity, cancel.child_token());
     others.push(events_task);
     let sessions = sessions::Sessions::new(speaker.clone());
+    let bfd_sessions = bfd::BfdSessions::new(bfd);
     let driver = driver::Driver::new(
         opts.node_name.clone(),
         opts.namespace.clone(),
         opts.config_name.clone(),
         opts.decision.clone(),
         sessions,
+        bfd_sessions,
         learned_tx,
         events,
         metrics,

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub config_stale: Gauge,
     /// Reconcile passes (`ferrolb_speaker_reconciles_total`).
     pub reconciles: Counter,
+    /// `metallb_bfd_*` (MetalLB FRR mode's BFD names).
+    pub bfd: crate::bfd::metrics::BfdMetrics,
     state: Mutex<SeenState>,
 }
 
@@ -98,6 +100,7 @@ impl Metrics {
             config_loaded: Gauge::default(),
             config_stale: Gauge::default(),
             reconciles: Counter::default(),
+            bfd: Default::default(),
             state: Mutex::new(SeenState::default()),
             registry: Registry::default(),
         };
@@ -167,6 +170,7 @@ impl Metrics {
             "Number of times the speaker recomputed what to announce",
             m.reconciles.clone(),
         );
+        m.bfd.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -9,10 +9,12 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ferrolb_bgp::bfd::Bfd;
 use ferrolb_bgp::session::Speaker;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
+use crate::bfd::report::BfdReport;
 use crate::learned::PodRouteReport;
 use crate::metrics::Metrics;
 use crate::status::{ConfigReport, PeerReport, StatusReport};
@@ -32,6 +34,10 @@ pub struct PeerInfo {
     pub error: Option<String>,
     /// Configured in the BGP speaker.
     pub configured: bool,
+    /// The `bfd-profile` of its BFD session, if it has one.
+    pub bfd_profile: Option<String>,
+    /// Why its BFD session could not be set up.
+    pub bfd_error: Option<String>,
 }
 
 /// The driver's view after its last reconcile.
@@ -60,6 +66,7 @@ pub struct Shared {
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     speaker: Speaker,
+    bfd: Bfd,
     snapshot: Mutex<Snapshot>,
     ready: AtomicBool,
     installed: watch::Receiver<PodRouteReport>,
@@ -72,6 +79,7 @@ impl Shared {
         pod_cidr_mode: String,
         metrics: Arc<Metrics>,
         speaker: Speaker,
+        bfd: Bfd,
         installed: watch::Receiver<PodRouteReport>,
     ) -> Self {
         Shared {
@@ -79,6 +87,7 @@ impl Shared {
             pod_cidr_mode,
             metrics,
             speaker,
+            bfd,
             snapshot: Mutex::new(Snapshot::default()),
             ready: AtomicBool::new(false),
             installed,
@@ -132,6 +141,13 @@ impl Shared {
                     port: info.port,
                 }
                 .to_string();
+                let bfd = info.bfd_profile.as_ref().map(|profile| {
+                    match (&info.bfd_error, self.bfd.session(*addr)) {
+                        (Some(e), _) => BfdReport::refused(profile, e),
+                        (None, Some(s)) => BfdReport::from_status(profile, &s),
+                        (None, None) => BfdReport::refused(profile, "no session"),
+                    }
+                });
                 match live.get(addr) {
                     Some(s) => PeerReport {
                         peer: label,
@@ -146,6 +162,7 @@ impl Shared {
                         updates_sent: s.updates_sent,
                         updates_received: s.updates_received,
                         last_error: info.error.clone().or_else(|| s.last_error.clone()),
+                        bfd,
                         max_prefixes: s.max_prefixes,
                         max_prefix_ceases: s.max_prefix_ceases,
                     },
@@ -162,6 +179,7 @@ impl Shared {
                         updates_sent: 0,
                         updates_received: 0,
                         last_error: info.error.clone(),
+                        bfd,
                         max_prefixes: None,
                         max_prefix_ceases: 0,
                     },
@@ -200,5 +218,8 @@ impl Shared {
         self.metrics.refresh_sessions(&status, &label, &desired);
         self.metrics
             .set_pod_routes_refused(&self.installed.borrow().refused);
+        self.metrics
+            .bfd
+            .refresh(&self.bfd.status(), &self.bfd.drops());
     }
 }

@@ -41,6 +41,8 @@ pub struct PeerReport {
     pub updates_received: u64,
     /// The last error on this session (connect refused, hold timer, NOTIFICATION, ...).
     pub last_error: Option<String>,
+    /// The BFD session, when the peer names a `bfd-profile`.
+    pub bfd: Option<crate::bfd::report::BfdReport>,
     /// The maximum-prefix limit (RFC 4486) of the session.
     pub max_prefixes: Option<u32>,
     /// Sessions ended because the peer sent more prefixes than that.
@@ -176,6 +178,7 @@ impl StatusReport {
             .map(String::from);
             table(&mut o, &header, &rows);
         }
+        crate::bfd::report::render(&mut o, &self.peers);
         let _ = writeln!(o);
         let _ = writeln!(o, "Announced services:");
         if self.announced_services.is_empty() {
@@ -252,7 +255,7 @@ impl StatusReport {
     }
 }
 
-fn table<const N: usize>(o: &mut String, header: &[String; N], rows: &[[String; N]]) {
+pub(crate) fn table<const N: usize>(o: &mut String, header: &[String; N], rows: &[[String; N]]) {
     let mut widths: [usize; N] = std::array::from_fn(|i| header[i].len());
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -306,6 +309,7 @@ mod tests {
                     updates_sent: 3,
                     updates_received: 2,
                     last_error: None,
+                    bfd: None,
                     max_prefixes: Some(5000),
                     max_prefix_ceases: 0,
                 },
@@ -322,6 +326,7 @@ mod tests {
                     updates_sent: 0,
                     updates_received: 0,
                     last_error: Some("connect: Connection refused".into()),
+                    bfd: None,
                     max_prefixes: Some(5000),
                     max_prefix_ceases: 2,
                 },

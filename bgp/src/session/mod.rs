@@ -390,6 +390,15 @@ impl Speaker {
         }
     }
 
+    /// The peer's BFD session failed (RFC 5882): its BGP session goes down at once with
+    /// Cease 6/10 (RFC 9384) and comes back through the normal FSM after the back-off.
+    /// Nothing happens when no connection exists.
+    pub fn bfd_down(&self, peer: IpAddr, detail: &str) -> Result<(), ConfigError> {
+        self.send(PeerSelector::Peer(peer), |_| {
+            PeerCommand::BfdDown(detail.to_string())
+        })
+    }
+
     /// State and counters of every peer, sorted by address.
     pub fn peer_status(&self) -> Vec<PeerStatus> {
         let map = lock(&self.inner.peers);

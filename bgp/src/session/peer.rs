@@ -35,6 +35,8 @@ pub(crate) enum PeerCommand {
     Withdraw(IpNet),
     UpdateConfig(Box<PeerConfig>),
     Inbound(TcpStream),
+    /// The peer's BFD session failed: take the BGP session down now.
+    BfdDown(String),
     /// Stop for good: `deconfigured` sends Cease 6/3, otherwise 6/2 with `reason`.
     Stop {
         deconfigured: bool,
@@ -480,6 +482,7 @@ impl PeerTask {
             }
             PeerCommand::UpdateConfig(new) => self.update_config(*new),
             PeerCommand::Inbound(stream) => self.on_inbound(stream),
+            PeerCommand::BfdDown(detail) => self.feed(Event::BfdDown { detail }),
             PeerCommand::Stop { .. } => {} // handled in `run`
         }
     }

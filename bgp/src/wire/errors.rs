@@ -4,7 +4,7 @@ use ipnet::IpNet;
 
 use super::types::{NextHop, Notification};
 
-/// NOTIFICATION error codes and subcodes (RFC 4271 section 4.5, RFC 4486, RFC 6608):
+/// NOTIFICATION error codes and subcodes (RFC 4271 section 4.5, RFC 4486, RFC 6608, RFC 9384):
 /// the one set used by the codec and the FSM.
 pub mod codes {
     /// Message Header Error.
@@ -57,6 +57,8 @@ pub mod codes {
     pub const ADMINISTRATIVE_RESET: u8 = 4;
     /// 6/7 Connection Collision Resolution (RFC 4486).
     pub const CONNECTION_COLLISION: u8 = 7;
+    /// 6/10 BFD Down (RFC 9384): the peer's BFD session failed.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// Why a message could not be encoded. Nothing is sent in that case.

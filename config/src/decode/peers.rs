@@ -156,6 +156,25 @@ fn decode_peer(d: &mut Diagnostics, entry: &Node, p: &str, refs: &Refs<'_>) -> O
     {
         d.error(&child(p, "ebgp-multihop"), k.line, reason);
     }
+    if ebgp_multihop
+        && let Some(Some(name)) = &bfd_profile
+        && refs
+            .bfd_profiles
+            .iter()
+            .any(|b| b.name == *name && b.echo_mode)
+        && let Some((key, (k, _))) = ["bfd-profile", "bfdProfile"]
+            .into_iter()
+            .find_map(|key| f.get(key).map(|kv| (key, kv)))
+    {
+        d.warn(
+            &child(p, key),
+            k.line,
+            format!(
+                "BFD profile {name:?} sets echo-mode, which has no effect on an ebgp-multihop \
+                 peer (the echo function is single-hop only, as in FRR)"
+            ),
+        );
+    }
 
     if d.errors.len() > errors_before {
         return None;

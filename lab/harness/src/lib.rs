@@ -8,7 +8,7 @@
 //!   links and namespaces. [`cleanup_stale`] removes leftovers of crashed runs.
 //! * [`Netns`] runs commands inside a namespace ([`Netns::exec`], [`Netns::spawn`]) and reads
 //!   kernel state as data ([`Netns::routes`], [`Netns::addresses`], [`Netns::links`]).
-//! * [`Gobgpd`] and [`Bird`] start real daemons from generated config, wait until they
+//! * [`Gobgpd`], [`Bird`] and [`Frr`] (zebra + bgpd/bfdd) start real daemons from generated config, wait until they
 //!   answer, and read sessions and RIBs as data ([`RibRoute`], [`RibPath`]).
 //!
 //! Everything is driven through iproute2, gobgp and birdc with deadlines: nothing here can
@@ -40,6 +40,7 @@ mod bird;
 mod cmd;
 mod daemon;
 mod error;
+mod frr;
 mod gobgp;
 mod kernel;
 mod lab;
@@ -51,11 +52,16 @@ mod root;
 mod wait;
 
 pub use bird::{
-    Bird, BirdBgp, BirdChannel, BirdConfig, BirdKernel, BirdProtocol, BirdState, BirdStatic,
+    Bird, BirdBfdSession, BirdBgp, BirdChannel, BirdConfig, BirdKernel, BirdProtocol, BirdState,
+    BirdStatic, parse_bfd_sessions as parse_bird_bfd_sessions,
     parse_protocols as parse_bird_protocols, parse_routes as parse_bird_routes,
 };
 pub use cmd::{CmdOutput, DEFAULT_TIMEOUT, check_binary};
 pub use error::{Error, Result};
+pub use frr::{
+    Frr, FrrBfdPeer, FrrConfig, parse_bfd_peers as parse_frr_bfd_peers,
+    parse_bgp_summary as parse_frr_bgp_summary,
+};
 pub use gobgp::{
     GobgpConfig, GobgpNeighbor, GobgpPeer, GobgpState, Gobgpd,
     parse_neighbors as parse_gobgp_neighbors, parse_rib as parse_gobgp_rib,

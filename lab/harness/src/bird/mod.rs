@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use config::{BirdBgp, BirdChannel, BirdConfig, BirdKernel, BirdStatic};
-pub use parse::{BirdProtocol, parse_protocols, parse_routes};
+pub use parse::{BirdBfdSession, BirdProtocol, parse_bfd_sessions, parse_protocols, parse_routes};
 
 use crate::cmd::{self, DEFAULT_TIMEOUT};
 use crate::daemon;
@@ -125,6 +125,11 @@ impl Bird {
     /// `show protocols`.
     pub fn protocols(&self) -> Result<Vec<BirdProtocol>> {
         parse_protocols(&self.birdc(&["show", "protocols"])?)
+    }
+
+    /// `show bfd sessions`.
+    pub fn bfd_sessions(&self) -> Result<Vec<BirdBfdSession>> {
+        parse_bfd_sessions(&self.birdc(&["show", "bfd", "sessions"])?)
     }
 
     /// `show route all`, every table.

@@ -186,9 +186,67 @@ pub fn parse_routes(text: &str) -> Result<Vec<RibRoute>> {
     Ok(routes)
 }
 
+/// One line of `show bfd sessions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BirdBfdSession {
+    /// The neighbour.
+    pub address: IpAddr,
+    /// Interface (`---` for multihop).
+    pub interface: String,
+    /// `Up`, `Down`, `Init`, `AdminDown`.
+    pub state: String,
+    /// Negotiated transmit interval, seconds.
+    pub interval: f64,
+    /// Detection time, seconds.
+    pub timeout: f64,
+}
+
+/// Parses `birdc show bfd sessions` (every BFD protocol's sessions).
+pub fn parse_bfd_sessions(text: &str) -> Result<Vec<BirdBfdSession>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let toks: Vec<&str> = line.split_whitespace().collect();
+        let Some(address) = toks.first().and_then(|t| t.parse().ok()) else {
+            continue; // banner, protocol name, header
+        };
+        if toks.len() < 6 {
+            return Err(Error::parse(
+                "birdc show bfd sessions",
+                format!("short line `{line}`"),
+            ));
+        }
+        let num = |t: &str| {
+            t.parse::<f64>().map_err(|_| {
+                Error::parse("birdc show bfd sessions", format!("bad number in `{line}`"))
+            })
+        };
+        out.push(BirdBfdSession {
+            address,
+            interface: toks[1].to_string(),
+            state: toks[2].to_string(),
+            interval: num(toks[4])?,
+            timeout: num(toks[5])?,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bfd_sessions() {
+        let text = "BIRD 2.0.12 ready.\nbfd1:\nIP address                Interface  State      Since         Interval  Timeout\n10.1.0.2                  ---        Init       06:19:18.758    1.000    3.000\n10.0.0.2                  va         Up         06:19:18.870    0.300    0.900\n";
+        let s = parse_bfd_sessions(text).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].address, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (s[1].state.as_str(), s[1].interval, s[1].timeout),
+            ("Up", 0.3, 0.9)
+        );
+        assert_eq!(s[0].interface, "---");
+    }
 
     // Captured from BIRD 2.0.12 in this lab.
     const ROUTES: &str = "BIRD 2.0.12 ready.
