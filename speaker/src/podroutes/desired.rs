@@ -24,7 +24,9 @@
 //! 4. no **usable next hop** remains after dropping next hops that are one of this node's
 //!    own addresses (our own announcement reflected back), unspecified, loopback,
 //!    multicast, or of the other address family (IPv4 prefixes over IPv6 next hops,
-//!    RFC 8950, are not supported).
+//!    RFC 8950, are not supported), or IPv4-mapped IPv6 (`::ffff:a.b.c.d`: what gobgpd
+//!    3.10 sends as the next hop of IPv6 routes over an IPv4 session; the kernel refuses
+//!    it as a gateway, so installing it would only fail and retry forever).
 //!
 //! When several peers offer the same prefix, the kernel route gets all their (distinct)
 //! next hops: ECMP.
@@ -177,6 +179,7 @@ fn usable_next_hop(prefix: &IpNet, nh: &IpAddr, local: &BTreeSet<IpAddr>) -> boo
         && !nh.is_unspecified()
         && !nh.is_loopback()
         && !nh.is_multicast()
+        && !matches!(nh, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
         && !local.contains(nh)
 }
 
@@ -473,6 +476,7 @@ mod tests {
                     ("192.0.2.1", "10.244.7.0/24", "127.0.0.1"),
                     ("192.0.2.1", "10.244.8.0/24", "2001:db8::1"),
                     ("2001:db8::1", "fd00:244:3::/64", "2001:db8::13"),
+                    ("192.0.2.1", "fd00:244:4::/64", "::ffff:192.0.2.1"),
                 ],
                 excluded: vec![],
                 local: vec![],
@@ -482,6 +486,7 @@ mod tests {
                     ("10.244.6.0/24", SkipReason::NoUsableNextHop),
                     ("10.244.7.0/24", SkipReason::NoUsableNextHop),
                     ("10.244.8.0/24", SkipReason::NoUsableNextHop),
+                    ("fd00:244:4::/64", SkipReason::NoUsableNextHop),
                 ],
             },
             Case {
