@@ -1,7 +1,7 @@
 //! `ferrolb-lab demo`: starts the lab and shows, in plain words, that it works: the
 //! Service's EXTERNAL-IP, the router's RIB paths and kernel next hops, 30 requests from the
 //! client spread over the nodes, then pod CIDR routing (client -> pod, pod -> pod across
-//! nodes).
+//! nodes); with `--dual-stack` the same for IPv6 ([`show_ipv6`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -9,14 +9,17 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::netlab::NetLab;
-use crate::topology::{Names, addr};
+use crate::topology::{Names, addr, addr6};
 use crate::{echo, k8s};
 
 /// Requests the demo sends through the Service.
 pub const REQUESTS: usize = 30;
+
+/// The kernel protocol number of the pod routes a speaker installs.
+pub const POD_ROUTE_PROTO: &str = "210";
 
 fn ip_text(ns: &str, args: &[&str]) -> String {
     let mut all = vec!["-n", ns];
@@ -36,7 +39,7 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
     let t = |s: Instant| format!("[{:5.1}s]", s.elapsed().as_secs_f64());
 
     let sessions = lab
-        .wait_sessions(nodes, Duration::from_secs(30))
+        .wait_sessions(spec.sessions(), Duration::from_secs(30))
         .with_context(|| {
             format!(
                 "speaker log tail:\n{}",
@@ -75,40 +78,7 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
         hops.len()
     )?;
 
-    writeln!(
-        out,
-        "Router {} ({}, AS {}) BGP RIB for {host}:",
-        lab.names().rt(),
-        spec.router.label(),
-        addr::ROUTER_ASN
-    )?;
-    for r in lab.router().rib()?.iter().filter(|r| r.prefix == host) {
-        for p in &r.paths {
-            writeln!(
-                out,
-                "  path via {:<12} AS path {:?}{}",
-                p.next_hops
-                    .first()
-                    .map(|h| h.to_string())
-                    .unwrap_or_default(),
-                p.as_path,
-                if p.best { "  (best)" } else { "" }
-            )?;
-        }
-    }
-    writeln!(
-        out,
-        "Router kernel FIB (`ip route show {ip}` in {}):",
-        lab.names().rt()
-    )?;
-    write!(
-        out,
-        "{}",
-        indent(
-            &ip_text(&lab.names().rt(), &["route", "show", &ip.to_string()]),
-            "  "
-        )
-    )?;
+    print_rib_and_fib(lab, host, out)?;
 
     let target = SocketAddr::new(IpAddr::V4(ip), k8s::SERVICE_PORT);
     let answers = lab.http_from(&lab.names().client(), target, REQUESTS)?;
@@ -118,28 +88,7 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
         t(started),
         addr::CLIENT
     )?;
-    let mut per_node: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    let mut failed = Vec::new();
-    for a in &answers {
-        match echo::parse_body(a) {
-            Some((node, pod)) => *per_node.entry(node).or_default().entry(pod).or_default() += 1,
-            None => failed.push(a.clone()),
-        }
-    }
-    for (node, pods) in &per_node {
-        let total: usize = pods.values().sum();
-        let detail: Vec<String> = pods.iter().map(|(p, c)| format!("{p} x{c}")).collect();
-        writeln!(out, "  {node}: {total:>2} answers ({})", detail.join(", "))?;
-    }
-    for f in &failed {
-        writeln!(out, "  FAILED: {f}")?;
-    }
-    writeln!(
-        out,
-        "  -> answered by {} of {} nodes",
-        per_node.len(),
-        nodes
-    )?;
+    let failed = print_spread(&answers, nodes, out)?;
 
     // Pod CIDR routing.
     let last = spec.nodes;
@@ -178,34 +127,243 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
         indent(&ip_text(&lab.names().node_ns(1), &["route", "show"]), "  ")
     )?;
 
-    let pod = SocketAddr::new(IpAddr::V4(addr::pod(last, 1)), k8s::POD_PORT);
-    let from_client = lab.http_from(&lab.names().client(), pod, 1)?;
-    writeln!(
+    let pods_ok = print_pod_traffic(
+        lab,
+        IpAddr::V4(addr::CLIENT),
+        IpAddr::V4(addr::pod(1, 1)),
+        IpAddr::V4(addr::pod(last, 1)),
         out,
-        "client {} -> pod {pod}: {}",
-        addr::CLIENT,
-        from_client.join("")
     )?;
-    let from_pod = lab.http_from(&lab.names().pod_ns(1, 1), pod, 1)?;
-    writeln!(
-        out,
-        "pod {} ({}) on {} -> pod {pod} on {}: {}",
-        Names::pod_name(1, 1),
-        addr::pod(1, 1),
-        Names::node_name(1),
-        Names::node_name(last),
-        from_pod.join("")
-    )?;
+    if spec.dual_stack {
+        show_ipv6(lab, started, out)?;
+    }
     writeln!(out, "\n{} demo done.", t(started))?;
-    if !failed.is_empty()
-        || from_client
-            .iter()
-            .chain(&from_pod)
-            .any(|a| a.starts_with("error"))
-    {
+    if !failed.is_empty() || !pods_ok {
         anyhow::bail!("some requests failed (see above)");
     }
     Ok(())
+}
+
+/// Prints the router's BGP paths and kernel route for `host` (one of the Service's IPs).
+fn print_rib_and_fib(lab: &NetLab, host: IpNet, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "Router {} ({}, AS {}) BGP RIB for {host}:",
+        lab.names().rt(),
+        lab.spec().router.label(),
+        addr::ROUTER_ASN
+    )?;
+    let family = ferrolb_netns::Family::of(host.addr());
+    for r in lab
+        .router()
+        .rib_family(family)?
+        .iter()
+        .filter(|r| r.prefix == host)
+    {
+        for p in &r.paths {
+            writeln!(
+                out,
+                "  path via {:<12} AS path {:?}{}",
+                p.next_hops
+                    .first()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+                p.as_path,
+                if p.best { "  (best)" } else { "" }
+            )?;
+        }
+    }
+    let ip = host.addr().to_string();
+    let flag = if host.addr().is_ipv4() { "-4" } else { "-6" };
+    writeln!(
+        out,
+        "Router kernel FIB (`ip {flag} route show {ip}` in {}):",
+        lab.names().rt()
+    )?;
+    write!(
+        out,
+        "{}",
+        indent(
+            &ip_text(&lab.names().rt(), &[flag, "route", "show", &ip]),
+            "  "
+        )
+    )?;
+    Ok(())
+}
+
+/// Prints which node and pod answered each request; returns the failed answers.
+fn print_spread(answers: &[String], nodes: usize, out: &mut dyn Write) -> Result<Vec<String>> {
+    let mut per_node: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for a in answers {
+        match echo::parse_body(a) {
+            Some((node, pod)) => *per_node.entry(node).or_default().entry(pod).or_default() += 1,
+            None => failed.push(a.clone()),
+        }
+    }
+    for (node, pods) in &per_node {
+        let total: usize = pods.values().sum();
+        let detail: Vec<String> = pods.iter().map(|(p, c)| format!("{p} x{c}")).collect();
+        writeln!(out, "  {node}: {total:>2} answers ({})", detail.join(", "))?;
+    }
+    for f in &failed {
+        writeln!(out, "  FAILED: {f}")?;
+    }
+    writeln!(
+        out,
+        "  -> answered by {} of {} nodes",
+        per_node.len(),
+        nodes
+    )?;
+    Ok(failed)
+}
+
+/// The dual-stack part of the demo (`--dual-stack`): the Service's IPv6 EXTERNAL-IP, its
+/// /128 with one ECMP path per node in the router's RIB and FIB, 30 requests from the
+/// client over IPv6, and IPv6 pod CIDR routing (client -> pod, pod -> pod across nodes).
+pub fn show_ipv6(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
+    let spec = lab.spec();
+    let nodes = spec.nodes as usize;
+    let t = |s: Instant| format!("[{:5.1}s]", s.elapsed().as_secs_f64());
+    let ip6 = lab
+        .wait_service_ip6(Duration::from_secs(20))
+        .with_context(|| {
+            format!(
+                "controller log tail:\n{}",
+                lab.state().log_tail("controller", 15)
+            )
+        })?;
+    let ips = lab.kube(|c| async move { k8s::service_ips(&c).await })?;
+    writeln!(
+        out,
+        "\n{} Service default/web is dual-stack (RequireDualStack): EXTERNAL-IP {} (from {} and {})",
+        t(started),
+        ips.join(", "),
+        addr::POOL,
+        addr6::POOL
+    )?;
+    let host = IpNet::V6(Ipv6Net::new(ip6, 128).context("host prefix")?);
+    let hops = lab.wait_paths(host, nodes, Duration::from_secs(20))?;
+    writeln!(
+        out,
+        "{} the router has {} ECMP paths for {host}, over the nodes' IPv6 sessions\n",
+        t(started),
+        hops.len()
+    )?;
+    print_rib_and_fib(lab, host, out)?;
+
+    let target = SocketAddr::new(IpAddr::V6(ip6), k8s::SERVICE_PORT);
+    lab.wait_nodes_forward(target, Duration::from_secs(10))?;
+    let answers = lab.http_from(&lab.names().client(), target, REQUESTS)?;
+    writeln!(
+        out,
+        "\n{} {REQUESTS} requests from client {} to http://{target}/ (one TCP connection each):",
+        t(started),
+        addr6::CLIENT
+    )?;
+    let failed = print_spread(&answers, nodes, out)?;
+
+    for n in 1..=spec.nodes {
+        lab.wait_paths(IpNet::V6(addr6::pod_cidr(n)), 1, Duration::from_secs(20))?;
+    }
+    let others: Vec<IpNet> = (2..=spec.nodes)
+        .map(|n| IpNet::V6(addr6::pod_cidr(n)))
+        .collect();
+    lab.wait(
+        "node 1's IPv6 pod routes from BGP",
+        Duration::from_secs(20),
+        || {
+            let routes = crate::router::kernel_routes_family(
+                &lab.names().node_ns(1),
+                ferrolb_netns::Family::V6,
+                Some(POD_ROUTE_PROTO),
+            )?;
+            Ok(others
+                .iter()
+                .all(|p| routes.iter().any(|r| r.dst == *p))
+                .then_some(()))
+        },
+    )?;
+    writeln!(
+        out,
+        "\n{} IPv6 pod CIDR routes on the router (learned over BGP from each node's speaker):",
+        t(started)
+    )?;
+    let fib = ip_text(
+        &lab.names().rt(),
+        &["-6", "route", "show", "proto", spec.router.kernel_proto()],
+    );
+    let pod_net: Ipv6Net = addr6::POD_NET.parse().context("IPv6 pod network")?;
+    let pod_routes: Vec<&str> = fib
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<Ipv6Net>().ok())
+                .is_some_and(|p| pod_net.contains(&p))
+        })
+        .collect();
+    write!(out, "{}", indent(&pod_routes.join("\n"), "  "))?;
+    writeln!(
+        out,
+        "IPv6 routes in {} installed by its speaker from BGP (`ip -6 route show proto 210`):",
+        lab.names().node_ns(1)
+    )?;
+    write!(
+        out,
+        "{}",
+        indent(
+            &ip_text(
+                &lab.names().node_ns(1),
+                &["-6", "route", "show", "proto", POD_ROUTE_PROTO]
+            ),
+            "  "
+        )
+    )?;
+    let pods_ok = print_pod_traffic(
+        lab,
+        IpAddr::V6(addr6::CLIENT),
+        IpAddr::V6(addr6::pod(1, 1)),
+        IpAddr::V6(addr6::pod(spec.nodes, 1)),
+        out,
+    )?;
+    if !failed.is_empty() || !pods_ok {
+        anyhow::bail!("some IPv6 requests failed (see above)");
+    }
+    Ok(())
+}
+
+/// One request from the client (address `client`) and one from pod 1 of node 1 (address
+/// `from_pod`) to `to_pod`, pod 1 of the last node; prints both answers and returns
+/// whether both succeeded.
+fn print_pod_traffic(
+    lab: &NetLab,
+    client: IpAddr,
+    from_pod: IpAddr,
+    to_pod: IpAddr,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let last = lab.spec().nodes;
+    let pod = SocketAddr::new(to_pod, k8s::POD_PORT);
+    let from_client = lab.http_from(&lab.names().client(), pod, 1)?;
+    writeln!(
+        out,
+        "client {client} -> pod {pod}: {}",
+        from_client.join("")
+    )?;
+    let answers = lab.http_from(&lab.names().pod_ns(1, 1), pod, 1)?;
+    writeln!(
+        out,
+        "pod {} ({from_pod}) on {} -> pod {pod} on {}: {}",
+        Names::pod_name(1, 1),
+        Names::node_name(1),
+        Names::node_name(last),
+        answers.join("")
+    )?;
+    Ok(!from_client
+        .iter()
+        .chain(&answers)
+        .any(|a| a.starts_with("error")))
 }
 
 fn join(ips: &[IpAddr]) -> String {

@@ -92,10 +92,17 @@ pub fn node_object(n: u8) -> serde_json::Value {
 
 /// Creates (or updates) the Node objects, status included.
 pub async fn apply_nodes(client: &Client, nodes: u8) -> Result<()> {
+    apply_node_objects(client, (1..=nodes).map(node_object).collect()).await
+}
+
+/// Creates (or updates) Node objects made like [`node_object`], status included.
+pub async fn apply_node_objects(client: &Client, objects: Vec<serde_json::Value>) -> Result<()> {
     let api: Api<Node> = Api::all(client.clone());
-    for n in 1..=nodes {
-        let obj = node_object(n);
-        let name = Names::node_name(n);
+    for obj in objects {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         api.patch(&name, &apply(), &Patch::Apply(&obj))
             .await
             .with_context(|| format!("applying node {name}"))?;

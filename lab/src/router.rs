@@ -6,6 +6,7 @@
 //! AS-path loop check would drop them otherwise).
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use ferrolb_netns::{Family, KernelRoute, RibPath, RibRoute};
 
 use crate::procs::{self, StateDir};
-use crate::topology::{Names, addr};
+use crate::topology::{Names, addr, addr6};
+
+pub use crate::router_config::gobgp_toml;
 
 /// Which routing daemon runs on the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,6 +49,15 @@ impl RouterKind {
         }
     }
 
+    /// The binaries of [`RouterKind::requirements`] that are not installed.
+    pub fn missing(self) -> Vec<&'static str> {
+        self.requirements()
+            .iter()
+            .filter(|(bin, _)| !Path::new(bin).exists())
+            .map(|(bin, _)| *bin)
+            .collect()
+    }
+
     /// Binaries it needs, with the Debian package providing them.
     pub fn requirements(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -69,95 +81,12 @@ pub struct RouterSpec {
     pub nodes: u8,
     /// The `ferrolb-lab` binary (runs fib-sync for gobgpd).
     pub lab_bin: PathBuf,
+    /// Also peer with every node over IPv6 (the dual-stack lab, see [`crate::router6`]).
+    pub dual_stack: bool,
 }
 
 fn node_ips(nodes: u8) -> Vec<std::net::Ipv4Addr> {
     (1..=nodes).map(addr::node).collect()
-}
-
-/// gobgpd's TOML (the approach of lab/vagrant's template: multipath, import/export policy,
-/// `replace-peer-as` towards the nodes; passive so that the speakers' connects win at once).
-pub fn gobgp_toml(nodes: u8) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"[global.config]
-  as = {asn}
-  router-id = "{rid}"
-  port = 179
-  local-address-list = ["{rid}"]
-
-[global.use-multiple-paths.config]
-  enabled = true
-
-[[defined-sets.prefix-sets]]
-  prefix-set-name = "from-cluster"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{pool}"
-    masklength-range = "32..32"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{podnet}"
-    masklength-range = "24..24"
-
-[[defined-sets.prefix-sets]]
-  prefix-set-name = "to-cluster"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{podnet}"
-    masklength-range = "24..24"
-
-[[policy-definitions]]
-  name = "import-from-cluster"
-  [[policy-definitions.statements]]
-    name = "pool-and-pod-cidrs"
-    [policy-definitions.statements.conditions.match-prefix-set]
-      prefix-set = "from-cluster"
-      match-set-options = "any"
-    [policy-definitions.statements.actions]
-      route-disposition = "accept-route"
-
-[[policy-definitions]]
-  name = "export-to-cluster"
-  [[policy-definitions.statements]]
-    name = "pod-cidrs"
-    [policy-definitions.statements.conditions.match-prefix-set]
-      prefix-set = "to-cluster"
-      match-set-options = "any"
-    [policy-definitions.statements.actions]
-      route-disposition = "accept-route"
-
-[global.apply-policy.config]
-  import-policy-list = ["import-from-cluster"]
-  default-import-policy = "reject-route"
-  export-policy-list = ["export-to-cluster"]
-  default-export-policy = "reject-route"
-"#,
-        asn = addr::ROUTER_ASN,
-        rid = addr::RT_CLUSTER,
-        pool = addr::POOL,
-        podnet = addr::POD_NET,
-    );
-    for (i, ip) in node_ips(nodes).iter().enumerate() {
-        let _ = write!(
-            s,
-            r#"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{ip}"
-    peer-as = {cluster}
-    description = "{name}"
-  [neighbors.transport.config]
-    passive-mode = true
-  [neighbors.as-path-options.config]
-    replace-peer-as = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#,
-            cluster = addr::CLUSTER_ASN,
-            name = Names::node_name(i as u8 + 1),
-        );
-    }
-    s
 }
 
 /// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP).
@@ -242,6 +171,8 @@ pub struct Router {
     pub kind: RouterKind,
     /// Its namespace.
     pub ns: String,
+    /// The lab is dual-stack: RIB, FIB and session reads cover IPv6 too.
+    pub ipv6: bool,
     state: StateDir,
 }
 
@@ -294,6 +225,7 @@ impl Router {
         Router {
             kind,
             ns: names.rt(),
+            ipv6: false,
             state: state.clone(),
         }
     }
@@ -328,7 +260,7 @@ impl Router {
 
     fn start_gobgp(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("gobgpd.toml");
-        std::fs::write(&conf, gobgp_toml(spec.nodes))?;
+        std::fs::write(&conf, gobgp_toml(spec.nodes, spec.dual_stack))?;
         let _ = std::fs::remove_file(self.gobgp_socket());
         let args: Vec<String> = vec![
             "-f".into(),
@@ -369,7 +301,11 @@ impl Router {
 
     fn start_bird(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("bird.conf");
-        std::fs::write(&conf, bird_conf(spec.nodes))?;
+        let mut text = bird_conf(spec.nodes);
+        if spec.dual_stack {
+            text.push_str(&crate::router_config::bird_conf_v6(spec.nodes));
+        }
+        std::fs::write(&conf, text)?;
         let sock = self.bird_socket();
         let _ = std::fs::remove_file(&sock);
         let args: Vec<String> = vec![
@@ -404,7 +340,11 @@ impl Router {
                 .with_context(|| format!("chown frr {}", dir.display()))?;
         }
         let conf = dir.join("bgpd.conf");
-        std::fs::write(&conf, frr_conf(spec.nodes))?;
+        let mut text = frr_conf(spec.nodes);
+        if spec.dual_stack {
+            text.push_str(&crate::router_config::frr_conf_v6(spec.nodes));
+        }
+        std::fs::write(&conf, text)?;
         let zconf = dir.join("zebra.conf");
         std::fs::write(&zconf, "hostname rt\n")?;
         let zsock = dir.join("zserv.api");
@@ -472,18 +412,27 @@ impl Router {
 
     /// The router's BGP RIB (IPv4) as data.
     pub fn rib(&self) -> Result<Vec<RibRoute>> {
+        self.rib_family(Family::V4)
+    }
+
+    /// The router's BGP RIB of one address family as data.
+    pub fn rib_family(&self, family: Family) -> Result<Vec<RibRoute>> {
         match self.kind {
             RouterKind::Gobgp => {
                 let t = self.gobgp_target();
                 let json = run(
                     "gobgp",
-                    &["-j", "--target", &t, "global", "rib", "-a", "ipv4"],
+                    &["-j", "--target", &t, "global", "rib", "-a", family.name()],
                 )?;
                 Ok(ferrolb_netns::parse_gobgp_rib(&json)?)
             }
             RouterKind::Bird => {
                 let s = self.bird_socket().display().to_string();
-                let text = run("birdc", &["-s", &s, "show", "route", "all"])?;
+                let table = match family {
+                    Family::V4 => "master4",
+                    Family::V6 => "master6",
+                };
+                let text = run("birdc", &["-s", &s, "show", "route", "table", table, "all"])?;
                 let mut routes = ferrolb_netns::parse_bird_routes(&text)?;
                 // BIRD lists merged kernel paths as separate BGP routes per protocol, good;
                 // keep only the ones learned over BGP.
@@ -494,13 +443,20 @@ impl Router {
                 routes.retain(|r| !r.paths.is_empty());
                 Ok(routes)
             }
-            RouterKind::Frr => parse_frr_rib(&self.vtysh("show bgp ipv4 unicast json")?),
+            RouterKind::Frr => {
+                parse_frr_rib(&self.vtysh(&format!("show bgp {} unicast json", family.name()))?)
+            }
         }
     }
 
     /// The router namespace's kernel routes installed by the routing daemon.
     pub fn fib(&self) -> Result<Vec<KernelRoute>> {
         kernel_routes(&self.ns, Some(self.kind.kernel_proto()))
+    }
+
+    /// [`Router::fib`] for one address family.
+    pub fn fib_family(&self, family: Family) -> Result<Vec<KernelRoute>> {
+        kernel_routes_family(&self.ns, family, Some(self.kind.kernel_proto()))
     }
 
     /// Established BGP sessions, by neighbour address.
@@ -525,20 +481,33 @@ impl Router {
                 Ok(protos
                     .into_iter()
                     .filter(|p| p.name.starts_with("node") && p.info.contains("Established"))
-                    .filter_map(|p| p.name.trim_start_matches("node").parse::<u8>().ok())
-                    .map(|n| std::net::IpAddr::V4(addr::node(n)))
+                    .filter_map(|p| match p.name.trim_start_matches("node").parse::<u8>() {
+                        Ok(n) => Some(IpAddr::V4(addr::node(n))),
+                        Err(_) => crate::router_config::bird_node_v6(&p.name)
+                            .map(|n| IpAddr::V6(addr6::node(n))),
+                    })
                     .collect())
             }
             RouterKind::Frr => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&self.vtysh("show bgp ipv4 unicast summary json")?)?;
+                // A neighbour shows in the summary of the families it is activated in: the
+                // IPv6 sessions only in IPv6 unicast.
                 let mut out = Vec::new();
-                if let Some(peers) = v.get("peers").and_then(|p| p.as_object()) {
-                    for (ip, p) in peers {
-                        if p.get("state").and_then(|s| s.as_str()) == Some("Established")
-                            && let Ok(ip) = ip.parse()
-                        {
-                            out.push(ip);
+                let families: &[&str] = if self.ipv6 {
+                    &["ipv4", "ipv6"]
+                } else {
+                    &["ipv4"]
+                };
+                for family in families {
+                    let v: serde_json::Value = serde_json::from_str(
+                        &self.vtysh(&format!("show bgp {family} unicast summary json"))?,
+                    )?;
+                    if let Some(peers) = v.get("peers").and_then(|p| p.as_object()) {
+                        for (ip, p) in peers {
+                            if p.get("state").and_then(|s| s.as_str()) == Some("Established")
+                                && let Ok(ip) = ip.parse()
+                            {
+                                out.push(ip);
+                            }
                         }
                     }
                 }
@@ -550,8 +519,21 @@ impl Router {
 
 /// `ip -j route` of namespace `ns` (main table, IPv4), optionally only one protocol.
 pub fn kernel_routes(ns: &str, proto: Option<&str>) -> Result<Vec<KernelRoute>> {
-    let json = run("ip", &["-n", ns, "-j", "-4", "route", "show"])?;
-    let routes = ferrolb_netns::parse_kernel_routes(Family::V4, &json)?;
+    kernel_routes_family(ns, Family::V4, proto)
+}
+
+/// [`kernel_routes`] for one address family.
+pub fn kernel_routes_family(
+    ns: &str,
+    family: Family,
+    proto: Option<&str>,
+) -> Result<Vec<KernelRoute>> {
+    let flag = match family {
+        Family::V4 => "-4",
+        Family::V6 => "-6",
+    };
+    let json = run("ip", &["-n", ns, "-j", flag, "route", "show"])?;
+    let routes = ferrolb_netns::parse_kernel_routes(family, &json)?;
     Ok(routes
         .into_iter()
         .filter(|r| proto.is_none() || r.protocol.as_deref() == proto)
@@ -604,16 +586,6 @@ pub fn parse_frr_rib(json: &str) -> Result<Vec<RibRoute>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gobgp_config_peers_every_node_with_replace_peer_as() {
-        let t = gobgp_toml(3);
-        for ip in ["172.17.0.21", "172.17.0.22", "172.17.0.23"] {
-            assert!(t.contains(&format!("neighbor-address = \"{ip}\"")), "{t}");
-        }
-        assert_eq!(t.matches("replace-peer-as = true").count(), 3);
-        assert!(!t.contains("172.17.0.24"));
-    }
 
     #[test]
     fn bird_config_merges_paths_and_strips_cluster_as() {
