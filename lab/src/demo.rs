@@ -96,6 +96,12 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
         let cidr = IpNet::V4(addr::pod_cidr(n));
         lab.wait_paths(cidr, 1, Duration::from_secs(20))?;
     }
+    wait_node1_pod_routes(
+        lab,
+        (2..=spec.nodes)
+            .map(|n| IpNet::V4(addr::pod_cidr(n)))
+            .collect(),
+    )?;
     writeln!(
         out,
         "\n{} Pod CIDR routes on the router (learned over BGP from each node's speaker):",
@@ -142,6 +148,31 @@ pub fn show(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<()> {
         anyhow::bail!("some requests failed (see above)");
     }
     Ok(())
+}
+
+/// Waits until node 1's speaker has installed routes (protocol 210) for all of `prefixes`
+/// (the other nodes' pod CIDRs of one family): the router re-advertises them a moment
+/// after it learned them, and the pod-to-pod request needs them.
+fn wait_node1_pod_routes(lab: &NetLab, prefixes: Vec<IpNet>) -> Result<()> {
+    let Some(first) = prefixes.first() else {
+        return Ok(());
+    };
+    let family = ferrolb_netns::Family::of(first.addr());
+    lab.wait(
+        &format!("node 1's {} pod routes from BGP", family.name()),
+        Duration::from_secs(20),
+        || {
+            let routes = crate::router::kernel_routes_family(
+                &lab.names().node_ns(1),
+                family,
+                Some(POD_ROUTE_PROTO),
+            )?;
+            Ok(prefixes
+                .iter()
+                .all(|p| routes.iter().any(|r| r.dst == *p))
+                .then_some(()))
+        },
+    )
 }
 
 /// Prints the router's BGP paths and kernel route for `host` (one of the Service's IPs).
@@ -240,7 +271,7 @@ pub fn show_ipv6(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<
         t(started),
         ips.join(", "),
         addr::POOL,
-        addr6::POOL
+        addr6::POOL_RANGE
     )?;
     let host = IpNet::V6(Ipv6Net::new(ip6, 128).context("host prefix")?);
     let hops = lab.wait_paths(host, nodes, Duration::from_secs(20))?;
@@ -266,23 +297,11 @@ pub fn show_ipv6(lab: &NetLab, started: Instant, out: &mut dyn Write) -> Result<
     for n in 1..=spec.nodes {
         lab.wait_paths(IpNet::V6(addr6::pod_cidr(n)), 1, Duration::from_secs(20))?;
     }
-    let others: Vec<IpNet> = (2..=spec.nodes)
-        .map(|n| IpNet::V6(addr6::pod_cidr(n)))
-        .collect();
-    lab.wait(
-        "node 1's IPv6 pod routes from BGP",
-        Duration::from_secs(20),
-        || {
-            let routes = crate::router::kernel_routes_family(
-                &lab.names().node_ns(1),
-                ferrolb_netns::Family::V6,
-                Some(POD_ROUTE_PROTO),
-            )?;
-            Ok(others
-                .iter()
-                .all(|p| routes.iter().any(|r| r.dst == *p))
-                .then_some(()))
-        },
+    wait_node1_pod_routes(
+        lab,
+        (2..=spec.nodes)
+            .map(|n| IpNet::V6(addr6::pod_cidr(n)))
+            .collect(),
     )?;
     writeln!(
         out,

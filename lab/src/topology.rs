@@ -89,8 +89,14 @@ pub mod addr6 {
     pub const SEGMENT_LEN: u8 = 64;
     /// The client segment.
     pub const CLIENT_NET: &str = "fd00:172:17:1::/64";
-    /// The IPv6 half of the LoadBalancer pool.
+    /// The prefix holding the IPv6 half of the LoadBalancer pool (the routers accept its
+    /// /128s).
     pub const POOL: &str = "fd00:172:17:254::/112";
+    /// The pool's IPv6 addresses in the configuration: [`POOL`] without its first
+    /// address, fd00:172:17:254:: being the Subnet-Router anycast address of
+    /// fd00:172:17:254::/64 (RFC 4291 2.6.1). `avoid-buggy-ips` only skips IPv4 `.0` and
+    /// `.255`, as in MetalLB.
+    pub const POOL_RANGE: &str = "fd00:172:17:254::1-fd00:172:17:254::ffff";
     /// The cluster's IPv6 pod network (one /64 per node).
     pub const POD_NET: &str = "fd00:10:244::/56";
 
@@ -476,7 +482,7 @@ pub fn dual_stack_config(hold_time: Option<u32>) -> String {
     s.push_str(&format!(
         "address-pools:\n- name: default\n  protocol: bgp\n  avoid-buggy-ips: true\n  addresses:\n  - {}\n  - {}\n",
         addr::POOL,
-        addr6::POOL
+        addr6::POOL_RANGE
     ));
     s
 }
@@ -534,6 +540,17 @@ mod tests {
             parsed
                 .pool_for_ip("fd00:172:17:254::1".parse().unwrap())
                 .is_some()
+        );
+        let anycast = "fd00:172:17:254::".parse().unwrap();
+        assert!(
+            parsed.pool_for_ip(anycast).is_none(),
+            "the Subnet-Router anycast address stays out of the pool"
+        );
+        let prefix: ipnet::Ipv6Net = addr6::POOL.parse().unwrap();
+        let last: std::net::Ipv6Addr = "fd00:172:17:254::ffff".parse().unwrap();
+        assert!(
+            prefix.contains(&last),
+            "the routers accept every pool address"
         );
     }
 }

@@ -73,6 +73,11 @@ fn ready(lab: &NetLab) -> (IpNet, IpNet) {
     let ip4: std::net::Ipv4Addr = ips[0].parse().expect("IPv4 first (ipFamilies[0])");
     assert!(addr::POOL.parse::<Ipv4Net>().unwrap().contains(&ip4));
     assert!(addr6::POOL.parse::<Ipv6Net>().unwrap().contains(&ip6));
+    assert_ne!(
+        ip6.segments()[7],
+        0,
+        "not the Subnet-Router anycast address"
+    );
     let h4 = IpNet::V4(Ipv4Net::new(ip4, 32).unwrap());
     let h6 = host6(ip6);
     assert_eq!(
