@@ -3,45 +3,21 @@
 //! encoder, against UPDATEs captured from FRR 8.4 (`testdata/CAPTURE.md`), the eBGP
 //! export rule for non-transitive communities, and through the Adj-RIB-Out.
 
+mod wire_support;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgpkit_parser::models::{
-    AsPath as BkAsPath, Asn, AsnLength, AttrFlags, Attribute, AttributeValue, Attributes,
+    AsPath as BkAsPath, Asn, AsnLength, Attribute, AttributeValue, Attributes,
     BgpMessage as BkMessage, BgpUpdateMessage as BkUpdate, ExtendedCommunity as BkExt,
     LinkBandwidth as BkLinkBandwidth, NetworkPrefix, NextHopAddress, Nlri, Origin as BkOrigin,
     TwoOctetAsExtCommunity,
 };
 use ferrolb_bgp::rib::{AdjRibOut, Route};
 use ferrolb_bgp::wire::{
-    AddressFamily, ExtendedCommunity, LinkBandwidth, Message, NextHop, PathAttributes,
-    SessionContext, Update, decode, encode, message_length,
+    ExtendedCommunity, LinkBandwidth, Message, NextHop, PathAttributes, Update, decode, encode,
 };
-use ipnet::IpNet;
-
-const WK: u8 = 0x40; // well-known transitive
-const ON: u8 = 0x80; // optional non-transitive
-const OT: u8 = 0xc0; // optional transitive
-
-fn ctx(local_as: u32, peer_as: u32) -> SessionContext {
-    SessionContext {
-        four_octet_as: true,
-        families: vec![AddressFamily::Ipv4Unicast, AddressFamily::Ipv6Unicast],
-        route_refresh: true,
-        local_as,
-        peer_as,
-    }
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
-fn attr(flags: u8, value: AttributeValue) -> Attribute {
-    Attribute {
-        value,
-        flag: AttrFlags::from_bits_retain(flags),
-    }
-}
+use wire_support::{ON, OT, WK, attr, ctx, frames, net};
 
 fn lb(asn: u16, mbps: f64, transitive: bool) -> ExtendedCommunity {
     ExtendedCommunity::LinkBandwidth(LinkBandwidth::from_mbps(asn, mbps, transitive).unwrap())
@@ -106,7 +82,7 @@ fn ibgp_update_with_extended_communities_matches_bgpkit() {
             Ipv4Addr::new(192, 0, 2, 1),
             "198.51.100.7/32",
         )),
-        &ctx(64522, 64522),
+        &ctx(true, 64522, 64522),
     )
     .unwrap();
     let theirs = bk_update(
@@ -139,7 +115,7 @@ fn ibgp_update_with_extended_communities_matches_bgpkit() {
     );
     assert_eq!(ours, theirs);
     // And back: the same communities come out of our decoder.
-    let d = decode(&ours, &ctx(64522, 64522)).unwrap();
+    let d = decode(&ours, &ctx(true, 64522, 64522)).unwrap();
     let Message::Update(u) = d.message else {
         panic!("not an UPDATE")
     };
@@ -176,7 +152,7 @@ fn ebgp_drops_non_transitive_extended_communities() {
             ..PathAttributes::default()
         };
         let update = v4_update(attrs, Ipv4Addr::new(172, 17, 0, 21), "172.17.254.1/32");
-        let ours = encode(&Message::Update(update), &ctx(64522, 64512)).unwrap();
+        let ours = encode(&Message::Update(update), &ctx(true, 64522, 64512)).unwrap();
         let mut theirs = vec![
             attr(WK, AttributeValue::Origin(BkOrigin::IGP)),
             attr(WK, AttributeValue::AsPath(BkAsPath::from_sequence([64522]))),
@@ -205,7 +181,7 @@ fn ipv6_update_with_link_bandwidth_matches_bgpkit() {
         announced: vec![net("fd00:172:17:254::1/128")],
         ..Update::default()
     };
-    let ours = encode(&Message::Update(update), &ctx(64522, 64512)).unwrap();
+    let ours = encode(&Message::Update(update), &ctx(true, 64522, 64512)).unwrap();
     let mut nlri = Nlri::new_reachable(
         NetworkPrefix::new(net("fd00:172:17:254::1/128"), None),
         None,
@@ -251,20 +227,6 @@ fn path_attributes(msg: &[u8]) -> Vec<(u8, u8, Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// Splits a captured stream into frames.
-fn frames(name: &str) -> Vec<Vec<u8>> {
-    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off < bytes.len() {
-        let len = message_length(&bytes[off..]).unwrap().expect("frame");
-        out.push(bytes[off..off + len].to_vec());
-        off += len;
-    }
-    out
-}
-
 /// FRR 8.4 (AS 64512), `set extcommunity bandwidth 100` on 10.99.1.0/24 and `bandwidth
 /// 200 non-transitive` on 10.99.2.0/24, to an iBGP and an eBGP (AS 65001) neighbour:
 /// both decode to the configured values (Mbit/s * 125,000 bytes/s), and our encoder
@@ -276,12 +238,12 @@ fn frr_link_bandwidth_captures_decode_and_re_encode_byte_for_byte() {
     for (file, c, want) in [
         (
             "frr-linkbw-ibgp.bin",
-            ctx(64512, 64512),
+            ctx(true, 64512, 64512),
             [vec![lb(64512, 100.0, true)], vec![lb(64512, 200.0, false)]],
         ),
         (
             "frr-linkbw-ebgp.bin",
-            ctx(64512, 65001),
+            ctx(true, 64512, 65001),
             [vec![lb(64512, 100.0, true)], vec![]],
         ),
     ] {
@@ -344,7 +306,7 @@ fn adj_rib_out_sends_a_link_bandwidth_change() {
         next_hop: NextHop::V4(Ipv4Addr::new(172, 17, 0, 21)),
     };
     let prefix = net("172.17.254.1/32");
-    let c = ctx(64522, 64512);
+    let c = ctx(true, 64522, 64512);
     let mut out = AdjRibOut::new();
     assert_eq!(
         out.set_desired([(prefix, route(100.0))].into())
