@@ -89,51 +89,6 @@ fn node_ips(nodes: u8) -> Vec<std::net::Ipv4Addr> {
     (1..=nodes).map(addr::node).collect()
 }
 
-/// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP).
-pub fn bird_conf(nodes: u8) -> String {
-    let mut s = format!(
-        r#"router id {rid};
-log stderr all;
-protocol device {{ scan time 10; }}
-protocol kernel {{
-  ipv4 {{ import none; export where source = RTS_BGP; }};
-  merge paths on;
-}}
-filter from_cluster {{
-  if net ~ [ {pool}{{32,32}}, {podnet}{{24,24}} ] then accept;
-  reject;
-}}
-filter to_cluster {{
-  if net ~ [ {podnet}{{24,24}} ] then {{
-    bgp_path = delete(bgp_path, {cluster});
-    accept;
-  }}
-  reject;
-}}
-template bgp nodes {{
-  local {rid} as {asn};
-  passive on;
-  graceful restart off;
-  ipv4 {{ import filter from_cluster; export filter to_cluster; }};
-}}
-"#,
-        rid = addr::RT_CLUSTER,
-        asn = addr::ROUTER_ASN,
-        cluster = addr::CLUSTER_ASN,
-        pool = addr::POOL,
-        podnet = addr::POD_NET,
-    );
-    for (i, ip) in node_ips(nodes).iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "protocol bgp node{} from nodes {{ neighbor {ip} as {}; }}",
-            i + 1,
-            addr::CLUSTER_ASN
-        );
-    }
-    s
-}
-
 /// FRR's integrated config for bgpd (zebra needs none): multipath, `as-override` towards
 /// the nodes, passive neighbours, pool /32s and pod CIDRs in, pod CIDRs out.
 pub fn frr_conf(nodes: u8) -> String {
@@ -301,10 +256,7 @@ impl Router {
 
     fn start_bird(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("bird.conf");
-        let mut text = bird_conf(spec.nodes);
-        if spec.dual_stack {
-            text.push_str(&crate::router_config::bird_conf_v6(spec.nodes));
-        }
+        let text = crate::router_config::bird_conf(spec.nodes, spec.dual_stack);
         std::fs::write(&conf, text)?;
         let sock = self.bird_socket();
         let _ = std::fs::remove_file(&sock);
@@ -586,14 +538,6 @@ pub fn parse_frr_rib(json: &str) -> Result<Vec<RibRoute>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bird_config_merges_paths_and_strips_cluster_as() {
-        let c = bird_conf(2);
-        assert!(c.contains("merge paths on"));
-        assert!(c.contains("delete(bgp_path, 64522)"));
-        assert!(c.contains("protocol bgp node2 from nodes { neighbor 172.17.0.22 as 64522; }"));
-    }
 
     #[test]
     fn frr_rib_json() {

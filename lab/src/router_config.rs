@@ -1,6 +1,6 @@
-//! Router configuration text: gobgpd's TOML for one or both address families, and the
-//! IPv6 half of the dual-stack lab's BIRD and FRR configurations, appended to the IPv4
-//! configuration that [`crate::router`] writes.
+//! Router configuration text: gobgpd's TOML and BIRD's config for one or both address
+//! families, and the IPv6 half of the dual-stack lab's FRR configuration, appended to the
+//! IPv4 one that [`crate::router`] writes.
 //!
 //! Each node gets a second BGP session over IPv6 (fd00:172:17::1 <-> fd00:172:17::2N) that
 //! carries only IPv6 unicast, and the IPv4 session keeps carrying only IPv4: every route's
@@ -16,8 +16,18 @@ use crate::topology::{Names, addr, addr6};
 
 /// One address family's share of the router's policy: the Service pool, the cluster's pod
 /// network and the length of a node's pod CIDR inside it.
+/// BIRD's names carry `bird_suffix` (filters, template, kernel protocol) and
+/// `bird_node_suffix` (the per-node protocols), gobgpd's `suffix`.
 struct FamilyPolicy {
     suffix: &'static str,
+    bird_suffix: &'static str,
+    bird_node_suffix: &'static str,
+    /// BIRD's channel keyword.
+    channel: &'static str,
+    /// The router's address on the cluster segment.
+    router: IpAddr,
+    /// Node `n`'s address on the cluster segment.
+    node: fn(u8) -> IpAddr,
     pool: &'static str,
     host_len: u8,
     podnet: &'static str,
@@ -26,6 +36,11 @@ struct FamilyPolicy {
 
 const V4_POLICY: FamilyPolicy = FamilyPolicy {
     suffix: "",
+    bird_suffix: "",
+    bird_node_suffix: "",
+    channel: "ipv4",
+    router: IpAddr::V4(addr::RT_CLUSTER),
+    node: |n| IpAddr::V4(addr::node(n)),
     pool: addr::POOL,
     host_len: 32,
     podnet: addr::POD_NET,
@@ -34,6 +49,11 @@ const V4_POLICY: FamilyPolicy = FamilyPolicy {
 
 const V6_POLICY: FamilyPolicy = FamilyPolicy {
     suffix: "-v6",
+    bird_suffix: "6",
+    bird_node_suffix: "v6",
+    channel: "ipv6",
+    router: IpAddr::V6(addr6::RT_CLUSTER),
+    node: |n| IpAddr::V6(addr6::node(n)),
     pool: addr6::POOL,
     host_len: 128,
     podnet: addr6::POD_NET,
@@ -169,56 +189,75 @@ pub fn gobgp_toml(nodes: u8, dual_stack: bool) -> String {
     s
 }
 
-/// BIRD's IPv6 part: a second kernel protocol (ECMP with `merge paths`), IPv6 filters and
-/// one `nodeNv6` protocol per node.
-pub fn bird_conf_v6(nodes: u8) -> String {
+/// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP); with
+/// `dual_stack` a second kernel protocol, IPv6 filters and one `nodeNv6` protocol per node
+/// as well.
+pub fn bird_conf(nodes: u8, dual_stack: bool) -> String {
     let mut s = format!(
-        r#"protocol kernel kernel6 {{
-  ipv6 {{ import none; export where source = RTS_BGP; }};
+        "router id {};\nlog stderr all;\nprotocol device {{ scan time 10; }}\n",
+        addr::RT_CLUSTER
+    );
+    for f in families(dual_stack) {
+        bird_family(&mut s, f, nodes);
+    }
+    s
+}
+
+/// One family's part of BIRD's config: its kernel protocol, filters (pool hosts and pod
+/// CIDRs in, pod CIDRs out with the cluster AS stripped), template and node protocols.
+fn bird_family(s: &mut String, f: &FamilyPolicy, nodes: u8) {
+    let kernel = if f.bird_suffix.is_empty() {
+        String::new()
+    } else {
+        format!(" kernel{}", f.bird_suffix)
+    };
+    let _ = write!(
+        s,
+        r#"protocol kernel{kernel} {{
+  {ch} {{ import none; export where source = RTS_BGP; }};
   merge paths on;
 }}
-filter from_cluster6 {{
-  if net ~ [ {pool}{{128,128}}, {podnet}{{64,64}} ] then accept;
+filter from_cluster{sfx} {{
+  if net ~ [ {pool}{{{host},{host}}}, {podnet}{{{pod},{pod}}} ] then accept;
   reject;
 }}
-filter to_cluster6 {{
-  if net ~ [ {podnet}{{64,64}} ] then {{
+filter to_cluster{sfx} {{
+  if net ~ [ {podnet}{{{pod},{pod}}} ] then {{
     bgp_path = delete(bgp_path, {cluster});
     accept;
   }}
   reject;
 }}
-template bgp nodes6 {{
+template bgp nodes{sfx} {{
   local {rid} as {asn};
   passive on;
   graceful restart off;
-  ipv6 {{ import filter from_cluster6; export filter to_cluster6; }};
+  {ch} {{ import filter from_cluster{sfx}; export filter to_cluster{sfx}; }};
 }}
 "#,
-        rid = addr6::RT_CLUSTER,
+        ch = f.channel,
+        sfx = f.bird_suffix,
+        rid = f.router,
         asn = addr::ROUTER_ASN,
         cluster = addr::CLUSTER_ASN,
-        pool = addr6::POOL,
-        podnet = addr6::POD_NET,
+        pool = f.pool,
+        host = f.host_len,
+        podnet = f.podnet,
+        pod = f.pod_len,
     );
     for n in 1..=nodes {
         let _ = writeln!(
             s,
-            "protocol bgp {} from nodes6 {{ neighbor {} as {}; }}",
-            bird_protocol_v6(n),
-            addr6::node(n),
+            "protocol bgp node{n}{} from nodes{} {{ neighbor {} as {}; }}",
+            f.bird_node_suffix,
+            f.bird_suffix,
+            (f.node)(n),
             addr::CLUSTER_ASN
         );
     }
-    s
 }
 
-/// The BIRD protocol name of node `n`'s IPv6 session.
-pub fn bird_protocol_v6(n: u8) -> String {
-    format!("node{n}v6")
-}
-
-/// The node number of a BIRD protocol named by [`bird_protocol_v6`].
+/// The node number of BIRD's protocol for node `n`'s IPv6 session (`nodeNv6`).
 pub fn bird_node_v6(protocol: &str) -> Option<u8> {
     protocol
         .strip_prefix("node")?
@@ -290,8 +329,19 @@ mod tests {
     }
 
     #[test]
+    fn bird_config_merges_paths_and_strips_cluster_as() {
+        let c = bird_conf(2, false);
+        assert!(c.contains("merge paths on"));
+        assert!(c.contains("delete(bgp_path, 64522)"));
+        assert!(c.contains("protocol bgp node2 from nodes { neighbor 172.17.0.22 as 64522; }"));
+        assert!(c.contains("172.17.254.0/24{32,32}, 10.244.0.0/16{24,24}"));
+        assert!(!c.contains("fd00:"), "no IPv6 unless dual-stack");
+    }
+
+    #[test]
     fn bird_v6_sessions_filters_and_kernel() {
-        let c = bird_conf_v6(2);
+        let c = bird_conf(2, true);
+        assert!(c.contains("protocol kernel {\n  ipv4 {"));
         assert!(c.contains("protocol kernel kernel6"));
         assert!(c.contains("local fd00:172:17::1 as 64512;"));
         assert!(c.contains("fd00:172:17:254::/112{128,128}"));
