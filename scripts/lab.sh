@@ -7,7 +7,8 @@
 #   sudo scripts/lab.sh down           remove everything (always safe)
 #
 # FLAGS go to `ferrolb-lab demo|up`: --router gobgp|bird|frr, --nodes N, --pods N,
-# --policy Local|Cluster, --config FILE. See docs/lab.md.
+# --policy Local|Cluster, --config FILE, --apiserver real|lab (default: real, the upstream
+# kube-apiserver v1.28.7 from ../shared/k8s/ with etcd, when available). See docs/lab.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,8 +48,9 @@ case "$cmd" in
 esac
 
 # Debian packages: iproute2 for namespaces, gobgpd (default router), bird2, curl for
-# poking at the lab by hand; frr only when asked for.
-pkgs=(iproute2 gobgpd bird2 curl)
+# poking at the lab by hand, etcd-server and xz-utils for the real kube-apiserver; frr only
+# when asked for.
+pkgs=(iproute2 gobgpd bird2 curl etcd-server xz-utils)
 for a in "$@"; do
   case "$a" in frr | --router=frr) pkgs+=(frr) ;; esac
 done
@@ -62,7 +64,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # The packaged daemons are not needed as system services; the lab runs its own.
-  for svc in gobgpd bird frr; do systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
+  for svc in gobgpd bird frr etcd; do systemctl disable --now "$svc" >/dev/null 2>&1 || true; done
 fi
 
 cargo build --release -q -p ferrolb-lab -p ferrolb-controller -p ferrolb-speaker

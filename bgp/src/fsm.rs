@@ -38,55 +38,8 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(120);
 /// Longest an outgoing TCP connect may take before it is abandoned and retried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// NOTIFICATION error codes (RFC 4271 section 4.5).
-pub mod code {
-    /// Message Header Error.
-    pub const HEADER: u8 = 1;
-    /// OPEN Message Error.
-    pub const OPEN: u8 = 2;
-    /// UPDATE Message Error.
-    pub const UPDATE: u8 = 3;
-    /// Hold Timer Expired.
-    pub const HOLD_TIMER_EXPIRED: u8 = 4;
-    /// Finite State Machine Error.
-    pub const FSM: u8 = 5;
-    /// Cease.
-    pub const CEASE: u8 = 6;
-}
-
-/// OPEN Message Error subcodes.
-pub mod open_subcode {
-    /// Unsupported Version Number.
-    pub const UNSUPPORTED_VERSION: u8 = 1;
-    /// Bad Peer AS.
-    pub const BAD_PEER_AS: u8 = 2;
-    /// Bad BGP Identifier.
-    pub const BAD_BGP_ID: u8 = 3;
-    /// Unacceptable Hold Time.
-    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
-}
-
-/// Cease subcodes (RFC 4486).
-pub mod cease_subcode {
-    /// Administrative Shutdown.
-    pub const ADMIN_SHUTDOWN: u8 = 2;
-    /// Peer De-configured.
-    pub const PEER_DECONFIGURED: u8 = 3;
-    /// Administrative Reset.
-    pub const ADMIN_RESET: u8 = 4;
-    /// Connection Collision Resolution.
-    pub const COLLISION: u8 = 7;
-}
-
-/// FSM error subcodes (RFC 6608).
-pub mod fsm_subcode {
-    /// Receive Unexpected Message in OpenSent State.
-    pub const IN_OPEN_SENT: u8 = 1;
-    /// Receive Unexpected Message in OpenConfirm State.
-    pub const IN_OPEN_CONFIRM: u8 = 2;
-    /// Receive Unexpected Message in Established State.
-    pub const IN_ESTABLISHED: u8 = 3;
-}
+/// The NOTIFICATION codes, defined once in [`crate::wire::codes`].
+pub use crate::wire::codes;
 
 /// RFC 4271 session states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,6 +124,11 @@ pub enum DownReason {
     Stopped,
     /// Reset by configuration change (Cease 6/4 sent).
     AdminReset,
+    /// The peer sent more prefixes than configured (Cease 6/1 sent, RFC 4486).
+    MaxPrefixes {
+        /// The configured limit.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for DownReason {
@@ -179,7 +137,7 @@ impl fmt::Display for DownReason {
             DownReason::HoldTimerExpired => f.write_str("hold timer expired"),
             DownReason::NotificationReceived(n) => {
                 write!(f, "notification received {}/{}", n.code, n.subcode)?;
-                if n.code == code::CEASE
+                if n.code == codes::CEASE
                     && let Some(msg) = decode_shutdown_message(&n.data)
                 {
                     write!(f, " ({msg:?})")?;
@@ -192,6 +150,9 @@ impl fmt::Display for DownReason {
             DownReason::TcpClosed => f.write_str("tcp connection closed"),
             DownReason::Stopped => f.write_str("stopped"),
             DownReason::AdminReset => f.write_str("administrative reset"),
+            DownReason::MaxPrefixes { limit } => {
+                write!(f, "maximum number of prefixes reached (limit {limit})")
+            }
         }
     }
 }
@@ -225,6 +186,16 @@ pub enum Event {
     DecodeError(ConnId, Notification),
     /// A timer expired.
     TimerExpired(Timer),
+    /// The Established session's peer sent more than `limit` prefixes of `family`:
+    /// Cease 6/1 (RFC 4486), and no new session (either direction) for `restart_after`.
+    MaxPrefixesExceeded {
+        /// The family whose prefixes overflowed.
+        family: AddressFamily,
+        /// The configured limit.
+        limit: u32,
+        /// How long to wait before a new session.
+        restart_after: Duration,
+    },
 }
 
 /// Outputs of the FSM, to be carried out in order by the driver.
@@ -402,7 +373,7 @@ pub fn decode_shutdown_message(data: &[u8]) -> Option<String> {
 /// Build a Cease NOTIFICATION with an optional shutdown communication.
 pub fn cease(subcode: u8, reason: Option<&str>) -> Notification {
     Notification {
-        code: code::CEASE,
+        code: codes::CEASE,
         subcode,
         data: reason.map(encode_shutdown_message).unwrap_or_default(),
     }
@@ -411,24 +382,24 @@ pub fn cease(subcode: u8, reason: Option<&str>) -> Notification {
 /// Check a received OPEN against our configuration (RFC 4271 section 6.2).
 pub fn validate_open(config: &FsmConfig, open: &Open) -> Result<(), Notification> {
     let err = |subcode: u8, data: Vec<u8>| Notification {
-        code: code::OPEN,
+        code: codes::OPEN,
         subcode,
         data,
     };
     if open.version != 4 {
         // Data: the largest version we support, as two octets.
-        return Err(err(open_subcode::UNSUPPORTED_VERSION, vec![0, 4]));
+        return Err(err(codes::UNSUPPORTED_VERSION, vec![0, 4]));
     }
     let peer_as = open.four_octet_as().unwrap_or(open.my_as);
     if peer_as != config.remote_as {
-        return Err(err(open_subcode::BAD_PEER_AS, Vec::new()));
+        return Err(err(codes::BAD_PEER_AS, Vec::new()));
     }
     let ibgp = config.local_as == config.remote_as;
     if open.bgp_id.is_unspecified() || (ibgp && open.bgp_id == config.router_id) {
-        return Err(err(open_subcode::BAD_BGP_ID, Vec::new()));
+        return Err(err(codes::BAD_BGP_ID, Vec::new()));
     }
     if open.hold_time == 1 || open.hold_time == 2 {
-        return Err(err(open_subcode::UNACCEPTABLE_HOLD_TIME, Vec::new()));
+        return Err(err(codes::UNACCEPTABLE_HOLD_TIME, Vec::new()));
     }
     Ok(())
 }
@@ -458,6 +429,9 @@ pub struct Fsm {
     /// Negotiated (hold, keepalive) of the Established session; `None` when hold is 0.
     established_timers: Option<(Duration, Duration)>,
     backoff: Backoff,
+    /// After a max-prefix Cease: no session, not even an inbound one, until the
+    /// connect-retry timer fires.
+    held_off: bool,
 }
 
 impl Fsm {
@@ -470,6 +444,7 @@ impl Fsm {
             conns: [None, None],
             established_timers: None,
             backoff: Backoff::new(seed),
+            held_off: false,
         }
     }
 
@@ -508,11 +483,11 @@ impl Fsm {
             Event::ManualStop { reason } => {
                 self.stop(
                     &mut out,
-                    cease(cease_subcode::ADMIN_SHUTDOWN, reason.as_deref()),
+                    cease(codes::ADMINISTRATIVE_SHUTDOWN, reason.as_deref()),
                 );
             }
             Event::Deconfigured => {
-                self.stop(&mut out, cease(cease_subcode::PEER_DECONFIGURED, None));
+                self.stop(&mut out, cease(codes::PEER_DECONFIGURED, None));
             }
             Event::AdminReset { reason } => self.on_admin_reset(&mut out, reason.as_deref()),
             Event::TcpConnected(conn) => self.on_connected(&mut out, conn),
@@ -534,6 +509,11 @@ impl Fsm {
                 }
             }
             Event::TimerExpired(timer) => self.on_timer(&mut out, timer),
+            Event::MaxPrefixesExceeded {
+                family,
+                limit,
+                restart_after,
+            } => self.on_max_prefixes(&mut out, family, limit, restart_after),
         }
         self.update_state(&mut out);
         out
@@ -552,6 +532,7 @@ impl Fsm {
             return;
         }
         self.running = true;
+        self.held_off = false;
         self.backoff.reset();
         if !self.config.passive {
             self.start_connect(out);
@@ -599,11 +580,42 @@ impl Fsm {
         if !self.running {
             return;
         }
-        let n = cease(cease_subcode::ADMIN_RESET, reason);
+        let n = cease(codes::ADMINISTRATIVE_RESET, reason);
         if self.close_all(out, &n) {
             out.push(Action::SessionDown(DownReason::AdminReset));
         }
         self.schedule_retry(out);
+    }
+
+    /// Cease 6/1 with the RFC 4486 data (AFI, SAFI, the limit), then hold off.
+    fn on_max_prefixes(
+        &mut self,
+        out: &mut Vec<Action>,
+        family: AddressFamily,
+        limit: u32,
+        restart_after: Duration,
+    ) {
+        if self.established_conn().is_none() {
+            return;
+        }
+        let afi: u16 = match family {
+            AddressFamily::Ipv4Unicast => 1,
+            AddressFamily::Ipv6Unicast => 2,
+        };
+        let mut data = afi.to_be_bytes().to_vec();
+        data.push(1);
+        data.extend_from_slice(&limit.to_be_bytes());
+        let n = Notification {
+            code: codes::CEASE,
+            subcode: codes::MAX_PREFIXES_REACHED,
+            data,
+        };
+        self.close_all(out, &n);
+        out.push(Action::SessionDown(DownReason::MaxPrefixes { limit }));
+        if self.running {
+            self.held_off = true;
+            out.push(Action::StartTimer(Timer::ConnectRetry, restart_after));
+        }
     }
 
     /// Wait out the back-off (state Active: inbound connections are still accepted)
@@ -635,7 +647,8 @@ impl Fsm {
             ConnId::Inbound => {
                 let busy = self.has_conn(ConnId::Inbound)
                     || self.established_conn().is_some()
-                    || !self.running;
+                    || !self.running
+                    || self.held_off;
                 if busy {
                     out.push(Action::CloseTcp(conn));
                     return;
@@ -665,6 +678,7 @@ impl Fsm {
                 if !self.running {
                     return;
                 }
+                self.held_off = false;
                 if matches!(self.phase(ConnId::Outbound), Some(Phase::Connecting)) {
                     // The connect attempt took too long: abandon and back off.
                     self.set_phase(ConnId::Outbound, None);
@@ -680,7 +694,7 @@ impl Fsm {
             Timer::Hold(conn) => {
                 if self.has_conn(conn) {
                     let n = Notification {
-                        code: code::HOLD_TIMER_EXPIRED,
+                        code: codes::HOLD_TIMER_EXPIRED,
                         subcode: 0,
                         data: Vec::new(),
                     };
@@ -758,11 +772,11 @@ impl Fsm {
             Phase::Connecting => {}
             Phase::OpenSent => match msg {
                 Message::Open(open) => self.on_open(out, conn, open),
-                _ => self.fsm_error(out, conn, fsm_subcode::IN_OPEN_SENT),
+                _ => self.fsm_error(out, conn, codes::FSM_IN_OPEN_SENT),
             },
             Phase::OpenConfirm(open) => match msg {
                 Message::Keepalive => self.establish(out, conn, *open),
-                _ => self.fsm_error(out, conn, fsm_subcode::IN_OPEN_CONFIRM),
+                _ => self.fsm_error(out, conn, codes::FSM_IN_OPEN_CONFIRM),
             },
             Phase::Established => {
                 self.restart_hold(out, conn);
@@ -772,7 +786,7 @@ impl Fsm {
                     Message::EndOfRib(f) => out.push(Action::EndOfRibReceived(f)),
                     Message::RouteRefresh(f) => out.push(Action::RouteRefreshRequested(f)),
                     Message::Open(_) | Message::Notification(_) => {
-                        self.fsm_error(out, conn, fsm_subcode::IN_ESTABLISHED);
+                        self.fsm_error(out, conn, codes::FSM_IN_ESTABLISHED);
                     }
                 }
             }
@@ -781,7 +795,7 @@ impl Fsm {
 
     fn fsm_error(&mut self, out: &mut Vec<Action>, conn: ConnId, subcode: u8) {
         let n = Notification {
-            code: code::FSM,
+            code: codes::FSM,
             subcode,
             data: Vec::new(),
         };
@@ -804,7 +818,7 @@ impl Fsm {
         let other = conn.other();
         if matches!(self.phase(other), Some(Phase::Established)) {
             // RFC 4271 6.8: a collision with an Established session closes the new one.
-            let n = cease(cease_subcode::COLLISION, None);
+            let n = cease(codes::CONNECTION_COLLISION, None);
             self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
             return;
         }
@@ -820,7 +834,7 @@ impl Fsm {
             };
             if other_has_open {
                 let loser = keep.other();
-                let n = cease(cease_subcode::COLLISION, None);
+                let n = cease(codes::CONNECTION_COLLISION, None);
                 if loser == conn {
                     self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
                     return;
@@ -829,11 +843,11 @@ impl Fsm {
             } else if keep == conn {
                 // The other connection has not seen the peer's OPEN yet, but we know the
                 // identifier now: it can only lose, so close it right away.
-                let n = cease(cease_subcode::COLLISION, None);
+                let n = cease(codes::CONNECTION_COLLISION, None);
                 self.drop_conn(out, other, Some(n.clone()), DownReason::NotificationSent(n));
             } else {
                 // We know this connection loses against the other once its OPEN arrives.
-                let n = cease(cease_subcode::COLLISION, None);
+                let n = cease(codes::CONNECTION_COLLISION, None);
                 self.drop_conn(out, conn, Some(n.clone()), DownReason::NotificationSent(n));
                 return;
             }
@@ -862,7 +876,7 @@ impl Fsm {
         // A leftover second connection (still before its OPEN) loses to the session.
         let other = conn.other();
         if self.has_conn(other) {
-            let n = cease(cease_subcode::COLLISION, None);
+            let n = cease(codes::CONNECTION_COLLISION, None);
             self.drop_conn(out, other, Some(n.clone()), DownReason::NotificationSent(n));
         }
         out.push(Action::StopTimer(Timer::ConnectRetry));

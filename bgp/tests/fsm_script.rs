@@ -576,3 +576,33 @@ fn connect_timeout_abandons_the_attempt_and_backs_off() {
         vec![Action::CloseTcp(OUT)]
     );
 }
+
+#[test]
+fn max_prefixes_exceeded_sends_cease_6_1_and_holds_off_both_directions() {
+    let mut fsm = established(config(), 90);
+    let restart = Duration::from_secs(300);
+    let acts = fsm.handle(Event::MaxPrefixesExceeded {
+        family: AddressFamily::Ipv4Unicast,
+        limit: 100,
+        restart_after: restart,
+    });
+    let n = sent_notification(&acts).expect("Cease sent");
+    assert_eq!((n.code, n.subcode), (6, 1));
+    // RFC 4486: AFI 1, SAFI 1, the upper bound as 4 octets.
+    assert_eq!(n.data, vec![0, 1, 1, 0, 0, 0, 100]);
+    assert!(acts.contains(&Action::SessionDown(DownReason::MaxPrefixes { limit: 100 })));
+    assert_eq!(timer_started(&acts, Timer::ConnectRetry), Some(restart));
+    assert_eq!(fsm.state(), State::Active);
+    // The peer reconnecting at once is refused during the hold-off.
+    let acts = fsm.handle(Event::TcpConnected(IN));
+    assert_eq!(acts, vec![Action::CloseTcp(IN)]);
+    // Once the timer fires we connect again.
+    let acts = fsm.handle(Event::TimerExpired(Timer::ConnectRetry));
+    assert!(acts.contains(&Action::Connect), "{acts:?}");
+    let acts = fsm.handle(Event::TcpConnected(IN));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Send(IN, Message::Open(_)))),
+        "{acts:?}"
+    );
+}

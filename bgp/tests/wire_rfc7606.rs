@@ -403,16 +403,29 @@ fn mp_reach_for_another_family_is_ignored() {
     assert_eq!(decoded_update(&d).announced, nlri_prefixes());
 }
 
+/// RFC 7606 section 4: an attribute overrunning the Total Path Attribute Length (or a
+/// header cut short by it) is treat-as-withdraw; the total length still locates the NLRI.
 #[test]
-fn attribute_overrunning_the_list_resets_the_session() {
-    let mut msg = update(&[], &good_attrs(), &NLRI);
+fn attribute_overrunning_the_list_is_treat_as_withdraw() {
+    let mut msg = update(&[24, 192, 0, 2], &good_attrs(), &NLRI);
     // The NEXT_HOP length byte (last attribute) claims 20 bytes.
     let at = msg.len() - NLRI.len() - 5;
     assert_eq!(msg[at], 4);
     msg[at] = 20;
-    assert_reset(&msg, &ebgp(), 3, 1);
-    // Truncated attribute header.
-    let attrs = vec![origin(), vec![0x40]];
+    let d = decode(&msg, &ebgp()).expect("treat-as-withdraw, not a reset");
+    let mut want = vec![net("192.0.2.0/24")];
+    want.extend(nlri_prefixes());
+    assert_treat_as_withdraw(&d, Some(3), &want);
+
+    // Truncated attribute header (fewer than 3 bytes left): the same.
+    let attrs = vec![origin(), as_path_65000(), next_hop(), vec![0x40, 8]];
+    let d = decode(&update(&[], &attrs, &NLRI), &ebgp()).expect("treat-as-withdraw");
+    assert_treat_as_withdraw(&d, Some(8), &nlri_prefixes());
+
+    // An overrunning MP_REACH_NLRI hides NLRI we cannot read: still a reset.
+    let mut mp = attr(0x80, 14, &[0, 2, 1, 16]);
+    mp[2] = 40;
+    let attrs = vec![origin(), as_path_65000(), mp];
     assert_reset(&update(&[], &attrs, &[]), &ebgp(), 3, 1);
 }
 

@@ -9,13 +9,13 @@ use crate::model::AddressRange;
 
 /// A parsed entry, with a note when it was accepted but written oddly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ParsedEntry {
+pub struct ParsedEntry {
     pub range: AddressRange,
     pub warning: Option<String>,
 }
 
 /// Parses one entry. Errors are the reason only; the caller adds the quoted text.
-pub(crate) fn parse_entry(text: &str) -> Result<ParsedEntry, String> {
+pub fn parse_entry(text: &str) -> Result<ParsedEntry, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("it is empty".to_string());
@@ -110,7 +110,7 @@ fn to_u128(ip: IpAddr) -> u128 {
 /// The shortest prefix length among the CIDR blocks an entry consists of: its own prefix
 /// for a CIDR; for a range, the widest block of its minimal CIDR cover (MetalLB summarises
 /// a range into CIDRs and checks the aggregation length against the widest one).
-pub(crate) fn shortest_prefix(r: &AddressRange) -> u8 {
+pub fn shortest_prefix(r: &AddressRange) -> u8 {
     if let Some(net) = r.cidr {
         return net.prefix_len();
     }

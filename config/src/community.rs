@@ -3,7 +3,7 @@
 use crate::model::Community;
 
 /// Parses a community written out in full (not an alias). Errors give the reason only.
-pub(crate) fn parse_community(text: &str) -> Result<Community, String> {
+pub fn parse_community(text: &str) -> Result<Community, String> {
     if let Some(rest) = text.strip_prefix("large:") {
         let parts: Vec<&str> = rest.split(':').collect();
         if parts.len() != 3 {

@@ -4,7 +4,7 @@
 //! keeps every existing MetalLB ConfigMap meaning the same thing here.
 
 /// A parsed duration in nanoseconds (may be negative, as in Go).
-pub(crate) fn parse_go_duration(text: &str) -> Result<i128, String> {
+pub fn parse_go_duration(text: &str) -> Result<i128, String> {
     let invalid = || format!("invalid duration {text:?}");
     let mut s = text;
     let mut negative = false;

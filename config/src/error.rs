@@ -9,7 +9,13 @@
 //! ```
 //!
 //! PATH is the location inside the config document, e.g. `address-pools[2].addresses[0]`
-//! (list indexes are 0-based); `<document>` is the document itself.
+//! (list indexes are 0-based); `<document>` is the document itself. For a custom resource
+//! (the CRD source, `ferrolb-crds`) it is the object and the field inside it:
+//!
+//! ```text
+//! KIND/NAME FIELD: REASON                IPAddressPool/first-pool spec.addresses[0]: ...
+//! KIND/NAME: REASON                      about the object as a whole
+//! ```
 
 use std::fmt;
 
@@ -43,10 +49,28 @@ impl Line {
     }
 }
 
+/// The custom resource a problem is about (CRD source only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    /// `IPAddressPool`, `BGPPeer`, ...
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
 /// One problem in a configuration: rejects the whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// Path inside the config document, e.g. `peers[1].hold-time`.
+    /// The custom resource, when the configuration came from CRs (`None` for the ConfigMap).
+    pub object: Option<ObjectRef>,
+    /// Path inside the config document, e.g. `peers[1].hold-time`; for a CR the field path
+    /// inside the object (`spec.addresses[0]`), empty for the object as a whole.
     pub path: String,
     pub line: Line,
     /// Why it is wrong.
@@ -56,12 +80,27 @@ pub struct ConfigError {
 /// Something accepted but worth telling the operator about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// As [`ConfigError::object`].
+    pub object: Option<ObjectRef>,
     pub path: String,
     pub line: Line,
     pub message: String,
 }
 
-fn write_located(f: &mut fmt::Formatter<'_>, path: &str, line: Line, message: &str) -> fmt::Result {
+fn write_located(
+    f: &mut fmt::Formatter<'_>,
+    object: Option<&ObjectRef>,
+    path: &str,
+    line: Line,
+    message: &str,
+) -> fmt::Result {
+    if let Some(o) = object {
+        return if path.is_empty() {
+            write!(f, "{o}: {message}")
+        } else {
+            write!(f, "{o} {path}: {message}")
+        };
+    }
     match line {
         Line::Unknown => write!(f, "{path}: {message}"),
         Line::At(n) => write!(f, "{path} (line {n}): {message}"),
@@ -71,7 +110,45 @@ fn write_located(f: &mut fmt::Formatter<'_>, path: &str, line: Line, message: &s
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(f, &self.path, self.line, &self.message)
+        write_located(
+            f,
+            self.object.as_ref(),
+            &self.path,
+            self.line,
+            &self.message,
+        )
+    }
+}
+
+impl ConfigError {
+    /// A problem in a custom resource: `KIND/NAME PATH: MESSAGE`.
+    pub fn on_object(
+        object: ObjectRef,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            object: Some(object),
+            path: path.into(),
+            line: Line::Unknown,
+            message: message.into(),
+        }
+    }
+}
+
+impl Warning {
+    /// A warning about a custom resource: `KIND/NAME PATH: MESSAGE`.
+    pub fn on_object(
+        object: ObjectRef,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Warning {
+            object: Some(object),
+            path: path.into(),
+            line: Line::Unknown,
+            message: message.into(),
+        }
     }
 }
 
@@ -79,7 +156,13 @@ impl std::error::Error for ConfigError {}
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_located(f, &self.path, self.line, &self.message)
+        write_located(
+            f,
+            self.object.as_ref(),
+            &self.path,
+            self.line,
+            &self.message,
+        )
     }
 }
 
@@ -126,6 +209,7 @@ pub(crate) struct Diagnostics {
 impl Diagnostics {
     pub fn error(&mut self, path: &str, line: u32, message: impl Into<String>) {
         self.errors.push(ConfigError {
+            object: None,
             path: path.to_string(),
             line: Line::from_node_line(line),
             message: message.into(),
@@ -142,6 +226,7 @@ impl Diagnostics {
 
     pub fn warn(&mut self, path: &str, line: u32, message: impl Into<String>) {
         self.warnings.push(Warning {
+            object: None,
             path: path.to_string(),
             line: Line::from_node_line(line),
             message: message.into(),
@@ -156,6 +241,7 @@ mod tests {
     #[test]
     fn display_formats() {
         let mut e = ConfigError {
+            object: None,
             path: "address-pools[2].addresses[0]".into(),
             line: Line::At(14),
             message: "bad".into(),
@@ -171,5 +257,16 @@ mod tests {
         );
         e.line = Line::Unknown;
         assert_eq!(e.to_string(), "address-pools[2].addresses[0]: bad");
+        let object = ObjectRef {
+            kind: "IPAddressPool".into(),
+            name: "first-pool".into(),
+        };
+        let cr = ConfigError::on_object(object.clone(), "spec.addresses[0]", "bad");
+        assert_eq!(
+            cr.to_string(),
+            "IPAddressPool/first-pool spec.addresses[0]: bad"
+        );
+        let whole = Warning::on_object(object, "", "odd");
+        assert_eq!(whole.to_string(), "IPAddressPool/first-pool: odd");
     }
 }

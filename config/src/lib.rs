@@ -40,11 +40,14 @@ mod error;
 mod fields;
 mod manifest;
 mod model;
+pub mod rules;
 mod selector;
 mod yaml;
 
-pub use error::{ConfigError, ConfigErrors, Line, Warning};
-pub use manifest::{check_config_file, check_config_text, parse_configmap_manifest};
+pub use error::{ConfigError, ConfigErrors, Line, ObjectRef, Warning};
+pub use manifest::{
+    check_config_file, check_config_text, parse_config_text, parse_configmap_manifest,
+};
 pub use model::*;
 pub use selector::{LabelRequirement, NodeSelector, SelectorOperator, any_matches};
 
@@ -56,6 +59,22 @@ pub const ROOT_PATH: &str = "<document>";
 pub struct Parsed {
     pub config: Config,
     pub warnings: Vec<Warning>,
+}
+
+impl Parsed {
+    /// The outcome of a decode: the config and its warnings when nothing is wrong, else every
+    /// error (and the warnings found on the way).
+    pub fn or_errors(
+        config: Config,
+        errors: Vec<ConfigError>,
+        warnings: Vec<Warning>,
+    ) -> Result<Parsed, ConfigErrors> {
+        if errors.is_empty() {
+            Ok(Parsed { config, warnings })
+        } else {
+            Err(ConfigErrors { errors, warnings })
+        }
+    }
 }
 
 /// Parses the `config` value of MetalLB's ConfigMap (one YAML document; empty = no pools).
@@ -78,15 +97,5 @@ pub fn parse_config(text: &str) -> Result<Parsed, ConfigErrors> {
         }
     };
     d.sort();
-    if d.errors.is_empty() {
-        Ok(Parsed {
-            config,
-            warnings: d.warnings,
-        })
-    } else {
-        Err(ConfigErrors {
-            errors: d.errors,
-            warnings: d.warnings,
-        })
-    }
+    Parsed::or_errors(config, d.errors, d.warnings)
 }

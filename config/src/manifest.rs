@@ -200,6 +200,16 @@ fn is_manifest(text: &str) -> bool {
     }
 }
 
+/// Parses a config given as text: a ConfigMap manifest (a document with `kind` or
+/// `apiVersion`) with [`parse_configmap_manifest`], else a bare config document.
+pub fn parse_config_text(text: &str) -> Result<Parsed, ConfigErrors> {
+    if is_manifest(text) {
+        parse_configmap_manifest(text)
+    } else {
+        parse_config(text)
+    }
+}
+
 /// Checks a config given as text (a bare config document or a ConfigMap manifest) and
 /// returns exactly what `ferrolb-controller check-config` prints, plus whether it is valid.
 ///
@@ -207,11 +217,7 @@ fn is_manifest(text: &str) -> bool {
 /// `warning: ...` line per warning. Invalid: one `error: ...` line per error, then the
 /// warnings. Every line ends in a newline.
 pub fn check_config_text(text: &str) -> (String, bool) {
-    let result = if is_manifest(text) {
-        parse_configmap_manifest(text)
-    } else {
-        parse_config(text)
-    };
+    let result = parse_config_text(text);
     let mut out = String::new();
     match result {
         Ok(parsed) => {

@@ -2,6 +2,11 @@
 //!
 //! Every value here has passed validation and has its default filled in; nothing is left as
 //! text to be interpreted later.
+//!
+//! Two sources produce it: MetalLB 0.12's ConfigMap (`parse_config`) and MetalLB's
+//! `metallb.io` custom resources (`ferrolb-crds`). Fields marked "CRs only" exist because the
+//! CRDs can say more; from a ConfigMap they keep their neutral value (`None`, empty, false),
+//! so a ConfigMap and the CRs converted from it give equal models apart from peer names.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,7 +16,8 @@ use ipnet::IpNet;
 
 use crate::selector::NodeSelector;
 
-/// A whole configuration: what MetalLB 0.12 reads from ConfigMap `config`, key `config`.
+/// A whole configuration: what MetalLB 0.12 reads from ConfigMap `config`, key `config`, or
+/// what the `metallb.io` custom resources of the namespace say.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
     /// BGP routers to peer with, in config order.
@@ -63,6 +69,22 @@ pub struct Peer {
     /// Name of an entry of [`Config::bfd_profiles`].
     pub bfd_profile: Option<String>,
     pub ebgp_multihop: bool,
+    /// CRs only: the BGPPeer's name, which advertisements' `peers` refer to.
+    pub name: Option<String>,
+    /// CRs only: `passwordSecret`, the Secret (type `kubernetes.io/basic-auth`, key
+    /// `password`) holding the TCP MD5 password. The edge that reads Secrets fills
+    /// [`Peer::password`] from it; the conversion leaves `password` unset.
+    pub password_secret: Option<SecretRef>,
+    /// CRs only: `enableGracefulRestart`, offer BGP graceful restart (RFC 4724).
+    pub graceful_restart: bool,
+}
+
+/// A reference to a Secret (`passwordSecret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub name: String,
+    /// Unset: the namespace of the configuration (`metallb-system`).
+    pub namespace: Option<String>,
 }
 
 impl Peer {
@@ -165,9 +187,27 @@ pub struct Pool {
     pub auto_assign: bool,
     /// Default false; true = never hand out IPv4 addresses ending in .0 or .255.
     pub avoid_buggy_ips: bool,
-    /// For a `bgp` pool never empty (default: one advertisement with default fields);
-    /// empty for a `layer2` pool.
+    /// From a ConfigMap: for a `bgp` pool never empty (default: one advertisement with
+    /// default fields); empty for a `layer2` pool. From CRs: every BGPAdvertisement that
+    /// selects the pool; empty when none does, and then its addresses are assigned but not
+    /// announced (as in MetalLB).
     pub bgp_advertisements: Vec<BgpAdvertisement>,
+    /// CRs only: `serviceAllocation`, which Services may get addresses from this pool.
+    pub service_allocation: Option<ServiceAllocation>,
+}
+
+/// `serviceAllocation` of an IPAddressPool: the pool serves only matching Services, and the
+/// lowest priority wins among the pools that do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceAllocation {
+    /// Lower is preferred; `None` after every pool that has one.
+    pub priority: Option<i32>,
+    /// Namespaces by name.
+    pub namespaces: Vec<String>,
+    /// Namespaces by label (any selector matching is enough).
+    pub namespace_selectors: Vec<NodeSelector>,
+    /// Services by label (any selector matching is enough).
+    pub service_selectors: Vec<NodeSelector>,
 }
 
 impl Pool {
@@ -209,6 +249,10 @@ pub struct BgpAdvertisement {
     pub local_pref: Option<u32>,
     /// Resolved communities, in config order, no duplicates.
     pub communities: Vec<Community>,
+    /// CRs only: announce only to the BGPPeers of these names; empty = to every peer.
+    pub peers: Vec<String>,
+    /// CRs only: announce only from nodes matching one of these; empty = from every node.
+    pub node_selectors: Vec<NodeSelector>,
 }
 
 impl Default for BgpAdvertisement {
@@ -218,7 +262,25 @@ impl Default for BgpAdvertisement {
             aggregation_length_v6: 128,
             local_pref: None,
             communities: Vec::new(),
+            peers: Vec::new(),
+            node_selectors: Vec::new(),
         }
+    }
+}
+
+impl BgpAdvertisement {
+    /// Whether this advertisement announces to `peer` (by its BGPPeer name).
+    pub fn selects_peer(&self, peer: &Peer) -> bool {
+        self.peers.is_empty()
+            || peer
+                .name
+                .as_ref()
+                .is_some_and(|n| self.peers.iter().any(|p| p == n))
+    }
+
+    /// Whether a node with these labels announces this advertisement.
+    pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
+        crate::selector::any_matches(&self.node_selectors, labels)
     }
 }
 

@@ -34,7 +34,7 @@ pub enum SelectorOperator {
 
 impl SelectorOperator {
     /// The exact spelling Kubernetes accepts.
-    pub(crate) fn parse(text: &str) -> Option<SelectorOperator> {
+    pub fn parse(text: &str) -> Option<SelectorOperator> {
         match text {
             "In" => Some(SelectorOperator::In),
             "NotIn" => Some(SelectorOperator::NotIn),
@@ -55,7 +55,7 @@ impl SelectorOperator {
     }
 
     /// The valid spelling closest to a wrong one (`in` -> `In`), for hints.
-    pub(crate) fn suggest(text: &str) -> Option<&'static str> {
+    pub fn suggest(text: &str) -> Option<&'static str> {
         let folded: String = text
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
@@ -105,7 +105,7 @@ pub fn any_matches(selectors: &[NodeSelector], labels: &BTreeMap<String, String>
 }
 
 /// Checks a label key the way Kubernetes does (`[prefix/]name`). Returns the reason.
-pub(crate) fn validate_key(key: &str) -> Result<(), String> {
+pub fn validate_key(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -132,7 +132,7 @@ pub(crate) fn validate_key(key: &str) -> Result<(), String> {
 }
 
 /// Checks a label value the way Kubernetes does. Returns the reason.
-pub(crate) fn validate_value(value: &str) -> Result<(), String> {
+pub fn validate_value(value: &str) -> Result<(), String> {
     if value.is_empty() || (value.len() <= 63 && is_label_name(value)) {
         Ok(())
     } else {

@@ -224,6 +224,7 @@ fn v0_12_1_full_example_fixed_has_every_value() {
                 Community::Standard((64512 << 16) | 1),
                 Community::Standard((65535 << 16) | 65281),
             ],
+            ..BgpAdvertisement::default()
         }]
     );
     assert_eq!(
@@ -312,6 +313,7 @@ fn metallb_docs_advertisement_example_is_valid() {
                 aggregation_length_v6: 128,
                 local_pref: Some(100),
                 communities: vec![no_advertise],
+                ..BgpAdvertisement::default()
             },
             BgpAdvertisement {
                 aggregation_length: 24,

@@ -287,6 +287,40 @@ fn identical_duplicate_peers() {
 }
 
 #[test]
+fn same_peer_address_on_two_ports() {
+    // MetalLB's native speaker runs both sessions; ferrolb's BGP speaker keys sessions by
+    // peer address, so it would silently run only the first: refuse, naming both entries.
+    let text = "peers:\n- peer-address: 10.0.0.1\n  peer-asn: 1\n  my-asn: 2\n\
+                - peer-address: 10.0.0.1\n  peer-asn: 1\n  my-asn: 2\n  peer-port: 1179\n";
+    assert_eq!(
+        one_error(text),
+        "peers[1] (line 5): peer 10.0.0.1 is also peers[0], on port 179; ferrolb runs one BGP \
+         session per peer address, so one address on two ports (179 and 1179) is refused"
+    );
+}
+
+#[test]
+fn identical_advertisements_in_one_pool() {
+    // As MetalLB 0.12 (validateDuplicateAdvertisements): equal as written.
+    assert_eq!(
+        one_error(&pool_with(
+            "  bgp-advertisements:\n  - localpref: 100\n    communities: [\"1:1\"]\n  - \
+             communities: [\"1:1\"]\n    localpref: 100\n"
+        )),
+        "address-pools[0].bgp-advertisements[1] (line 8): identical to \
+         address-pools[0].bgp-advertisements[0]; an advertisement may be listed only once \
+         (MetalLB rejects this too)"
+    );
+    // Two bare items are two default advertisements, equal too.
+    assert_eq!(
+        one_error(&pool_with("  bgp-advertisements:\n  -\n  -\n")),
+        "address-pools[0].bgp-advertisements[1] (line 7): identical to \
+         address-pools[0].bgp-advertisements[0]; an advertisement may be listed only once \
+         (MetalLB rejects this too)"
+    );
+}
+
+#[test]
 fn undefined_bfd_profile() {
     assert_eq!(
         one_error(&peer_with("  bfd-profile: fast\n")),

@@ -173,6 +173,32 @@ fn ebgp_multihop_on_ebgp_peer_is_fine() {
 }
 
 #[test]
+fn bare_dash_advertisement_is_one_default_advertisement() {
+    // MetalLB's yaml.v2 reads a null list item as the zero struct: every default.
+    let c = ok(
+        "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  \
+                bgp-advertisements:\n  -\n",
+    );
+    assert_eq!(
+        c.pools[0].bgp_advertisements,
+        vec![BgpAdvertisement::default()]
+    );
+}
+
+#[test]
+fn advertisements_equal_only_after_defaults_are_both_kept() {
+    // MetalLB compares advertisements as written: `{}` and `aggregation-length: 32` differ.
+    let c = ok(
+        "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  \
+                bgp-advertisements:\n  - {}\n  - aggregation-length: 32\n",
+    );
+    assert_eq!(
+        c.pools[0].bgp_advertisements,
+        vec![BgpAdvertisement::default(), BgpAdvertisement::default()]
+    );
+}
+
+#[test]
 fn pool_defaults() {
     let c = ok(
         "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n\
@@ -244,6 +270,7 @@ address-pools:
                 Community::Standard((1 << 16) | 2),
                 Community::Large(1, 2, 3),
             ],
+            ..BgpAdvertisement::default()
         }
     );
     assert_eq!(

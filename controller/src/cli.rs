@@ -57,6 +57,14 @@ pub struct Cli {
         default_value_t = 15
     )]
     pub lease_duration_secs: u64,
+    /// Service writes in flight at once (decisions stay serial). More is not faster on a
+    /// busy API server: see the benchmark in controller/README.md.
+    #[arg(
+        long = "write-concurrency",
+        env = "FERROLB_WRITE_CONCURRENCY",
+        default_value_t = crate::options::DEFAULT_WRITE_CONCURRENCY
+    )]
+    pub write_concurrency: usize,
     /// Subcommand; without one the controller runs.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -69,6 +77,13 @@ pub enum Command {
     /// print `OK` or every error with its path. Exits non-zero on error.
     CheckConfig {
         /// The YAML file to check.
+        file: PathBuf,
+    },
+    /// Print the metallb.io custom resources equivalent to a MetalLB 0.12 configuration (a
+    /// ConfigMap manifest or the YAML of its `config` key), as MetalLB's `configmaptocrs`
+    /// does. Errors (as check-config reports them) on stderr, exit non-zero.
+    ConvertConfig {
+        /// The ConfigMap file to convert.
         file: PathBuf,
     },
 }
@@ -94,6 +109,7 @@ impl Cli {
         }
         let secs = self.lease_duration_secs.max(3);
         opts.leader = crate::leader::Timing::for_lease_duration(Duration::from_secs(secs));
+        opts.write_concurrency = self.write_concurrency.max(1);
         opts
     }
 }

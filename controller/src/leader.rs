@@ -7,9 +7,17 @@
 //! (`resourceVersion`), so two candidates cannot both win. A leader that could not renew for
 //! `renew_deadline` (< lease duration) steps down on its own before anyone else may take over.
 //! On shutdown the holder empties the Lease so a standby takes over at its next poll.
+//!
+//! The elector runs on its own thread, with its own runtime and its own client (its own
+//! connection): a burst of thousands of Service writes keeps the controller's loop and
+//! connection pool busy, and a renewal must not wait behind them. On the server side the
+//! manifests put the controller's Lease requests in the `leader-election` priority level
+//! (`manifests/flowcontrol.yaml`), apart from its status writes.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use ferrolb_daemon::Identity;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -113,30 +121,104 @@ pub fn default_identity() -> String {
     format!("{base}_{suffix:08x}")
 }
 
-/// Start the elector task. The task ends after `cancel`, releasing the Lease if held.
-pub fn spawn(
-    client: kube::Client,
+/// Called with the duration of every acquire/renew round (its GET and PUT).
+pub type LatencyObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The running elector.
+pub struct ElectorTask {
+    /// Resolves when the elector has stopped (after releasing the Lease on `cancel`).
+    pub done: tokio::task::JoinHandle<()>,
+    /// Stops at once, without releasing the Lease (a crash, for tests).
+    pub abort: CancellationToken,
+}
+
+/// Start the elector on its own thread, with a client from `config` that identifies itself
+/// as `identity` (User-Agent `... (ID; leader-election)`, field manager). It ends after
+/// `cancel`, releasing the Lease if held.
+pub async fn spawn(
+    config: kube::Config,
+    identity: &Identity,
     cfg: LeaseConfig,
+    observe: LatencyObserver,
     cancel: CancellationToken,
-) -> (LeaderHandle, tokio::task::JoinHandle<()>) {
+) -> Result<(LeaderHandle, ElectorTask), ferrolb_daemon::ClientError> {
     let (tx, rx) = watch::channel(false);
     let valid_until = Arc::new(Mutex::new(None));
     let handle = LeaderHandle {
         rx,
         valid_until: valid_until.clone(),
     };
-    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let task = tokio::spawn(async move {
-        let mut elector = Elector {
-            api,
-            cfg,
-            observed: None,
-            tx,
-            valid_until,
-        };
-        elector.run(cancel).await;
+    let lease_identity = Identity {
+        component: identity.component,
+        instance: format!("{}; leader-election", identity.instance),
+    };
+    let abort = CancellationToken::new();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) =
+        tokio::sync::oneshot::channel::<Result<(), ferrolb_daemon::ClientError>>();
+    let post = lease_identity.post_params();
+    let stop = abort.clone();
+    let thread = std::thread::Builder::new()
+        .name("lease-elector".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(ferrolb_daemon::ClientError::Client(format!(
+                        "elector runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                // The client's connection pool belongs to this runtime.
+                let client = match ferrolb_daemon::client::client(config, &lease_identity) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+                let mut elector = Elector {
+                    api,
+                    cfg,
+                    post,
+                    observe,
+                    held: None,
+                    observed: None,
+                    tx,
+                    valid_until,
+                };
+                tokio::select! {
+                    _ = elector.run(cancel) => {}
+                    _ = stop.cancelled() => elector.step_down(),
+                }
+            });
+            let _ = done_tx.send(());
+        });
+    if let Err(e) = thread {
+        return Err(ferrolb_daemon::ClientError::Client(format!(
+            "elector thread: {e}"
+        )));
+    }
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(ferrolb_daemon::ClientError::Client(
+                "elector thread ended at start".into(),
+            ));
+        }
+    }
+    let done = tokio::spawn(async move {
+        let _ = done_rx.await;
     });
-    (handle, task)
+    Ok((handle, ElectorTask { done, abort }))
 }
 
 /// A Lease record as compared between polls: holder and renew time.
@@ -145,6 +227,10 @@ type Record = (Option<String>, Option<Timestamp>);
 struct Elector {
     api: Api<Lease>,
     cfg: LeaseConfig,
+    post: PostParams,
+    observe: LatencyObserver,
+    /// The Lease as we last wrote it, while we hold it (renewals start from it).
+    held: Option<Lease>,
     /// The last Lease record seen (holder, renew time) and when we first saw it.
     observed: Option<(Record, Instant)>,
     tx: watch::Sender<bool>,
@@ -155,10 +241,20 @@ impl Elector {
     async fn run(&mut self, cancel: CancellationToken) {
         let mut last_renew: Option<Instant> = None;
         loop {
+            let started = Instant::now();
             let attempt = tokio::select! {
                 _ = cancel.cancelled() => break,
                 r = self.try_acquire_or_renew() => r,
             };
+            let took = started.elapsed();
+            (self.observe)(took);
+            tracing::debug!(
+                lease = %self.cfg.name,
+                elapsed_us = took.as_micros() as u64,
+                renewal = self.held.is_some(),
+                ok = attempt.is_ok(),
+                "lease round"
+            );
             match attempt {
                 Ok(true) => {
                     let now = Instant::now();
@@ -223,6 +319,25 @@ impl Elector {
     /// One round: create, renew or take over the Lease. `Ok(true)` = we hold it now.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
+        // While leading, renew with one PUT of the Lease as we last wrote it (client-go's
+        // optimistic renew); only a conflict (someone else wrote it) needs the GET below.
+        if *self.tx.borrow()
+            && let Some(mut lease) = self.held.clone()
+        {
+            if let Some(spec) = lease.spec.as_mut() {
+                spec.renew_time = Some(MicroTime(now));
+                spec.lease_duration_seconds = Some(self.duration_secs());
+            }
+            match self.api.replace(&self.cfg.name, &self.post, &lease).await {
+                Ok(written) => {
+                    self.held = Some(written);
+                    return Ok(true);
+                }
+                Err(e) if is_conflict(&e) => self.held = None,
+                Err(e) => return Err(e),
+            }
+        }
+        self.held = None;
         let existing = self.api.get_opt(&self.cfg.name).await?;
         let Some(lease) = existing else {
             let lease = Lease {
@@ -240,8 +355,11 @@ impl Elector {
                     ..Default::default()
                 }),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(true),
+            return match self.api.create(&self.post, &lease).await {
+                Ok(written) => {
+                    self.held = Some(written);
+                    Ok(true)
+                }
                 Err(e) if is_conflict(&e) => Ok(false),
                 Err(e) => Err(e),
             };
@@ -289,12 +407,11 @@ impl Elector {
         };
         let mut updated = lease;
         updated.spec = Some(new_spec);
-        match self
-            .api
-            .replace(&self.cfg.name, &PostParams::default(), &updated)
-            .await
-        {
-            Ok(_) => Ok(true),
+        match self.api.replace(&self.cfg.name, &self.post, &updated).await {
+            Ok(written) => {
+                self.held = Some(written);
+                Ok(true)
+            }
             Err(e) if is_conflict(&e) => Ok(false),
             Err(e) => Err(e),
         }
@@ -314,9 +431,7 @@ impl Elector {
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(now));
         lease.spec = Some(spec);
-        self.api
-            .replace(&self.cfg.name, &PostParams::default(), &lease)
-            .await?;
+        self.api.replace(&self.cfg.name, &self.post, &lease).await?;
         Ok(())
     }
 }

@@ -27,9 +27,22 @@ use tokio_util::sync::CancellationToken;
 
 pub use options::Options;
 
+use ferrolb_daemon::Identity;
+
 use crate::http::Health;
 use crate::leader::{LeaderHandle, LeaseConfig};
 use crate::metrics::Metrics;
+
+/// The component name: User-Agent product and field manager of every request.
+pub const COMPONENT: &str = "ferrolb-controller";
+
+/// Who this controller is to the API server (its leader-election identity as instance).
+pub fn identity(opts: &Options) -> Identity {
+    Identity {
+        component: COMPONENT,
+        instance: opts.identity.clone(),
+    }
+}
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +71,8 @@ pub struct Running {
     task: Option<JoinHandle<()>>,
     /// Every background task, for [`Running::abort`].
     aborts: Vec<tokio::task::AbortHandle>,
+    /// Stops the elector without releasing the Lease (for [`Running::abort`]).
+    elector_abort: CancellationToken,
 }
 
 impl Running {
@@ -97,6 +112,7 @@ impl Running {
     /// Abort every task at once: no Lease release, no draining (simulates a crash, for
     /// tests of leader failover).
     pub fn abort(&self) {
+        self.elector_abort.cancel();
         for a in &self.aborts {
             a.abort();
         }
@@ -112,9 +128,12 @@ impl Drop for Running {
     }
 }
 
-/// Start the controller with `client`. Returns once the HTTP listener is bound; the loop runs
-/// in background tasks until [`Running::shutdown`].
-pub async fn start(opts: Options, client: kube::Client) -> Result<Running, Error> {
+/// Start the controller with clients from `config` (each request names the component and
+/// identity, see [`identity`]). Returns once the HTTP listener is bound; the loop runs in
+/// background tasks until [`Running::shutdown`].
+pub async fn start(opts: Options, config: kube::Config) -> Result<Running, Error> {
+    let identity = identity(&opts);
+    let client = ferrolb_daemon::client::client(config.clone(), &identity)?;
     let opts = Arc::new(opts);
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
@@ -137,24 +156,29 @@ pub async fn start(opts: Options, client: kube::Client) -> Result<Running, Error
     let writes_busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (events, events_task) = events::spawn(
         client.clone(),
-        opts.identity.clone(),
-        metrics.clone(),
+        &identity,
         writes_busy.clone(),
         events_cancel.clone(),
     );
-    let (leader, leader_task) = leader::spawn(
-        client.clone(),
+    let latency = metrics.clone();
+    let (leader, elector) = leader::spawn(
+        config,
+        &identity,
         LeaseConfig {
             namespace: opts.namespace.clone(),
             name: opts.lease_name.clone(),
             identity: opts.identity.clone(),
             timing: opts.leader,
         },
+        Arc::new(move |d| latency.lease_latency.observe(d.as_secs_f64())),
         leader_cancel.clone(),
-    );
+    )
+    .await?;
+    let leader_task = elector.done;
     let driver = k8s::driver::Driver::new(
         opts.clone(),
         client.clone(),
+        identity,
         leader.clone(),
         events,
         metrics.clone(),
@@ -196,14 +220,15 @@ pub async fn start(opts: Options, client: kube::Client) -> Result<Running, Error
         cancel,
         task: Some(task),
         aborts,
+        elector_abort: elector.abort,
     })
 }
 
 /// Build a client from `opts.kubeconfig`, run until `shutdown` resolves, then stop cleanly
 /// (releasing the Lease).
 pub async fn run(opts: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let client = ferrolb_daemon::client_for(opts.kubeconfig.as_deref()).await?;
-    let running = start(opts, client).await?;
+    let config = ferrolb_daemon::client::load_config(opts.kubeconfig.as_deref()).await?;
+    let running = start(opts, config).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())

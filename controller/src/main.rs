@@ -18,13 +18,42 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `convert-config FILE`: the CRs on stdout; warnings, notes and errors on stderr.
+fn convert_config(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let source = path.display().to_string();
+    match ferrolb_crds::migrate::convert_config_text(&text, &source) {
+        Ok(printed) => {
+            print!("{}", printed.yaml);
+            for n in &printed.notes {
+                eprintln!("{n}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(lines) => {
+            for l in &lines {
+                eprintln!("{l}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// One thread is plenty: decisions are serial and the work is waiting on the API server.
 /// It also keeps the heap in one malloc arena, which matters for RSS at 10,000 Services.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::CheckConfig { file }) = &cli.command {
-        return check_config(file);
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(file),
+        Some(Command::ConvertConfig { file }) => return convert_config(file),
+        None => {}
     }
     ferrolb_daemon::init_logging(cli.log_format);
     let mut opts = cli.to_options();

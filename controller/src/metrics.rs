@@ -11,6 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// The `pool` label of the allocator gauges.
@@ -51,6 +52,8 @@ pub struct Metrics {
     pub config_stale: Gauge,
     /// 1 while this replica holds the leader Lease (ferrolb's own).
     pub is_leader: Gauge,
+    /// Duration of each Lease round (a renewal: one PUT; an acquisition: GET + PUT), in seconds.
+    pub lease_latency: Histogram,
     known_pools: Mutex<BTreeSet<String>>,
 }
 
@@ -72,6 +75,8 @@ impl Metrics {
         let config_loaded = Gauge::default();
         let config_stale = Gauge::default();
         let is_leader = Gauge::default();
+        let lease_latency =
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]);
         registry.register(
             "metallb_allocator_addresses_total",
             "Number of usable IP addresses, per pool",
@@ -113,6 +118,11 @@ impl Metrics {
             "1 while this replica holds the leader-election Lease",
             is_leader.clone(),
         );
+        registry.register(
+            "ferrolb_controller_lease_request_seconds",
+            "Duration of each leader-election Lease round: a renewal is one PUT, an acquisition a GET and a PUT",
+            lease_latency.clone(),
+        );
         Self {
             registry,
             addresses_total,
@@ -123,6 +133,7 @@ impl Metrics {
             config_loaded,
             config_stale,
             is_leader,
+            lease_latency,
             known_pools: Mutex::new(BTreeSet::new()),
         }
     }

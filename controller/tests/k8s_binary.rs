@@ -6,6 +6,7 @@ mod k8s_support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrolb_kubeapi::TestApi;
 use k8s_support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -30,14 +31,13 @@ impl Drop for Child {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_assigns_and_sigterm_releases_the_lease() {
-    let lab = Lab::start().await;
+async fn binary_assigns_and_sigterm_releases_the_lease(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.90.0.0/29")])).await;
     lab.create_service(lb_service("web", 80, json!({}))).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    lab.server
+    lab.api
         .write_kubeconfig(&kubeconfig)
         .expect("write kubeconfig");
     let port = free_port();
@@ -122,3 +122,5 @@ fn check_config_subcommand() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("peers[0].hold-time"), "{text}");
 }
+
+ferrolb_kubeapi::on_both_servers!(binary_assigns_and_sigterm_releases_the_lease,);

@@ -5,12 +5,12 @@ mod k8s_support;
 
 use std::time::Duration;
 
+use ferrolb_kubeapi::TestApi;
 use k8s_support::*;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_config_keeps_old_allocations() {
-    let lab = Lab::start().await;
+async fn invalid_config_keeps_old_allocations(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.40.0.0/29")])).await;
     let ctl = start_controller(&lab, "ctl").await;
     for n in ["a", "b", "c"] {
@@ -60,9 +60,8 @@ async fn invalid_config_keeps_old_allocations() {
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn removing_an_ip_in_use_reallocates_with_a_warning() {
-    let lab = Lab::start().await;
+async fn removing_an_ip_in_use_reallocates_with_a_warning(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.60.0.0/30")])).await;
     let ctl = start_controller(&lab, "ctl").await;
     lab.create_service(lb_service("a", 80, json!({}))).await;
@@ -87,9 +86,8 @@ async fn removing_an_ip_in_use_reallocates_with_a_warning() {
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_config_means_no_allocation_until_one_arrives() {
-    let lab = Lab::start().await;
+async fn no_config_means_no_allocation_until_one_arrives(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.create_service(lb_service("a", 80, json!({}))).await;
     let ctl = start_controller(&lab, "ctl").await;
     let addr = ctl.http_addr().expect("http");
@@ -102,3 +100,9 @@ async fn no_config_means_no_allocation_until_one_arrives() {
     assert_eq!(lab.wait_ips("a", 1).await, vec!["10.70.0.0"]);
     ctl.shutdown().await;
 }
+
+ferrolb_kubeapi::on_both_servers!(
+    invalid_config_keeps_old_allocations,
+    removing_an_ip_in_use_reallocates_with_a_warning,
+    no_config_means_no_allocation_until_one_arrives,
+);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_controller::Running;
 use ferrolb_controller::leader::Timing;
+use ferrolb_kubeapi::TestApi;
 use k8s_support::*;
 use serde_json::json;
 
@@ -41,9 +42,8 @@ fn watch_for_split_brain(
     (both, stop, task)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_replicas_never_both_write_and_failover_works() {
-    let lab = Lab::start().await;
+async fn two_replicas_never_both_write_and_failover_works(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.80.0.0/24")])).await;
     let a = Arc::new(start_controller(&lab, "replica-a").await);
     let b = Arc::new(start_controller(&lab, "replica-b").await);
@@ -128,9 +128,8 @@ async fn two_replicas_never_both_write_and_failover_works() {
     standby.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_releases_the_lease_for_a_fast_handover() {
-    let lab = Lab::start().await;
+async fn graceful_shutdown_releases_the_lease_for_a_fast_handover(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.81.0.0/24")])).await;
     let first = start_controller(&lab, "first").await;
     let held = wait_for(Duration::from_secs(10), || async {
@@ -145,7 +144,7 @@ async fn graceful_shutdown_releases_the_lease_for_a_fast_handover() {
         renew_deadline: Duration::from_secs(20),
         retry: Duration::from_millis(300),
     };
-    let second = ferrolb_controller::start(opts, lab.client.clone())
+    let second = ferrolb_controller::start(opts, lab.config().await)
         .await
         .expect("start second");
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -177,13 +176,12 @@ async fn graceful_shutdown_releases_the_lease_for_a_fast_handover() {
 }
 
 /// With the production timing (15 s lease) a crashed leader is replaced in about 15 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_timing_takeover_within_about_15s() {
-    let lab = Lab::start().await;
+async fn default_timing_takeover_within_about_15s(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("p", "10.82.0.0/24")])).await;
     let mut oa = options("slow-a");
     oa.leader = Timing::default();
-    let a = ferrolb_controller::start(oa, lab.client.clone())
+    let a = ferrolb_controller::start(oa, lab.config().await)
         .await
         .expect("a");
     let held = wait_for(Duration::from_secs(10), || async {
@@ -193,7 +191,7 @@ async fn default_timing_takeover_within_about_15s() {
     assert!(held.is_some());
     let mut ob = options("slow-b");
     ob.leader = Timing::default();
-    let b = ferrolb_controller::start(ob, lab.client.clone())
+    let b = ferrolb_controller::start(ob, lab.config().await)
         .await
         .expect("b");
     // Let b observe the lease record for a while (as a long-running standby would).
@@ -209,3 +207,9 @@ async fn default_timing_takeover_within_about_15s() {
     assert!(took <= Duration::from_secs(18), "takeover took {took:?}");
     b.shutdown().await;
 }
+
+ferrolb_kubeapi::on_both_servers!(
+    two_replicas_never_both_write_and_failover_works,
+    graceful_shutdown_releases_the_lease_for_a_fast_handover,
+    default_timing_takeover_within_about_15s,
+);

@@ -1,16 +1,17 @@
-//! The controller loop against the lab API server: assign, share, request, exhaust and free,
-//! change class, change type, delete, metrics and health endpoints.
+//! The controller loop against both API servers (the lab one and the real kube-apiserver):
+//! assign, share, request, exhaust and free, change class, change type, delete, metrics and
+//! health endpoints, and who the writes say they come from.
 
 mod k8s_support;
 
 use std::time::Duration;
 
+use ferrolb_kubeapi::TestApi;
 use k8s_support::*;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn assign_writes_status_annotation_event_and_metrics() {
-    let lab = Lab::start().await;
+async fn assign_writes_status_annotation_event_and_metrics(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("blue", "192.0.2.0/29")]))
         .await;
     lab.create_service(lb_service("web", 80, json!({}))).await;
@@ -20,6 +21,38 @@ async fn assign_writes_status_annotation_event_and_metrics() {
     assert_eq!(ips, vec!["192.0.2.0"]);
     let svc = lab.get("web").await;
     assert_eq!(pool_annotation(&svc).as_deref(), Some("blue"));
+    // The write names its manager (not `unknown`): status and annotation, one status patch.
+    let ours: Vec<_> = svc
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some("ferrolb-controller"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{:?}", svc.metadata.managed_fields);
+    assert_eq!(ours[0].subresource.as_deref(), Some("status"));
+    let owned = serde_json::to_string(&ours[0].fields_v1).unwrap_or_default();
+    assert!(
+        owned.contains("ip-allocated-from-pool") && owned.contains("f:ingress"),
+        "{owned}"
+    );
+    if let Some(real) = lab.api.real_server() {
+        // The audit log tells this controller's requests apart by User-Agent.
+        let agents: std::collections::BTreeSet<String> = real
+            .audit()
+            .into_iter()
+            .filter(|e| e.object_ref.as_ref().is_some_and(|o| o.name == "web"))
+            .filter(|e| e.verb == "patch")
+            .map(|e| e.user_agent)
+            .collect();
+        assert!(
+            !agents.is_empty()
+                && agents
+                    .iter()
+                    .all(|a| a.starts_with("ferrolb-controller/") && a.ends_with("(ctl-a)")),
+            "{agents:?}"
+        );
+    }
     let (ty, msg) = lab.wait_event(APP_NS, "web", "IPAllocated").await;
     assert_eq!(ty, "Normal");
     assert_eq!(msg, "Assigned IP [\"192.0.2.0\"]");
@@ -47,7 +80,8 @@ async fn assign_writes_status_annotation_event_and_metrics() {
         metric(&body, "metallb_k8s_client_config_stale_bool"),
         Some(0.0)
     );
-    assert!(metric(&body, "metallb_k8s_client_updates_total").unwrap_or(0.0) >= 2.0);
+    // One write: status and annotation in one patch of the status subresource.
+    assert_eq!(metric(&body, "metallb_k8s_client_updates_total"), Some(1.0));
 
     // Steady state: nothing changes, so nothing is written.
     let before = metric(
@@ -64,9 +98,8 @@ async fn assign_writes_status_annotation_event_and_metrics() {
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn share_and_request() {
-    let lab = Lab::start().await;
+async fn share_and_request(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("blue", "192.0.2.0/29")]))
         .await;
     let ctl = start_controller(&lab, "ctl-a").await;
@@ -113,9 +146,8 @@ async fn share_and_request() {
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exhaust_then_free_and_delete() {
-    let lab = Lab::start().await;
+async fn exhaust_then_free_and_delete(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("tiny", "192.0.2.10-192.0.2.11")]))
         .await;
     let ctl = start_controller(&lab, "ctl-a").await;
@@ -146,9 +178,8 @@ async fn exhaust_then_free_and_delete() {
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn change_class_and_type_clear_the_assignment() {
-    let lab = Lab::start().await;
+async fn change_class_and_type_clear_the_assignment(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("tiny", "192.0.2.10-192.0.2.11")]))
         .await;
     let ctl = start_controller(&lab, "ctl-a").await;
@@ -160,33 +191,40 @@ async fn change_class_and_type_clear_the_assignment() {
         .await;
     lab.wait_event(APP_NS, "waiting", "AllocationFailed").await;
 
-    // Class change: cleared, event, IP freed for the pending Service.
-    lab.patch_service("a", json!({"spec": {"loadBalancerClass": "someone-else"}}))
+    // Type change to ClusterIP: cleared, event, IP freed for the pending Service.
+    lab.patch_service("a", json!({"spec": {"type": "ClusterIP"}}))
         .await;
     lab.wait_cleared("a").await;
     let (ty, _) = lab.wait_event(APP_NS, "a", "ClearAssignment").await;
     assert_eq!(ty, "Normal");
     assert_eq!(lab.wait_ips("waiting", 1).await, ip_a);
 
-    // Type change to ClusterIP: cleared too.
+    // Class change. The API server lets a LoadBalancer's class be set only together with its
+    // type (`spec.loadBalancerClass: may not change once set`), so it goes through another
+    // type: cleared there, and once back as someone else's LoadBalancer, never touched.
     lab.patch_service("b", json!({"spec": {"type": "ClusterIP"}}))
         .await;
     lab.wait_cleared("b").await;
     lab.wait_event(APP_NS, "b", "ClearAssignment").await;
-    // And the class-changed Service is not touched again (someone else's now).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(ingress_ips(&lab.get("a").await).is_empty());
+    lab.patch_service(
+        "b",
+        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "someone-else",
+                        "allocateLoadBalancerNodePorts": false}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(ingress_ips(&lab.get("b").await).is_empty());
+    assert!(pool_annotation(&lab.get("b").await).is_none());
     ctl.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lb_class_flag_selects_services() {
-    let lab = Lab::start().await;
+async fn lb_class_flag_selects_services(api: TestApi) {
+    let lab = Lab::start(api).await;
     lab.set_config(&pool_config(&[("blue", "192.0.2.0/29")]))
         .await;
     let mut opts = options("ctl-class");
     opts.lb_class = Some("ferrolb".into());
-    let ctl = ferrolb_controller::start(opts, lab.client.clone())
+    let ctl = ferrolb_controller::start(opts, lab.config().await)
         .await
         .expect("start");
     let mut mine = lb_service("mine", 80, json!({}));
@@ -199,3 +237,11 @@ async fn lb_class_flag_selects_services() {
     assert!(ingress_ips(&lab.get("classless").await).is_empty());
     ctl.shutdown().await;
 }
+
+ferrolb_kubeapi::on_both_servers!(
+    assign_writes_status_annotation_event_and_metrics,
+    share_and_request,
+    exhaust_then_free_and_delete,
+    change_class_and_type_clear_the_assignment,
+    lb_class_flag_selects_services,
+);

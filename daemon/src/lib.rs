@@ -2,13 +2,22 @@
 //!
 //! `ferrolb-controller` and `ferrolb-speaker` are separate binaries with separate pure
 //! cores, but the plumbing around them is the same: a `kube::Client` from a kubeconfig (or
-//! in-cluster), logging set up the same way, the same shutdown signals, and an HTTP server
-//! for `/metrics`, `/healthz`, `/readyz` that binds before it returns (so callers and tests
-//! learn the port) and stops on a cancellation token. Keeping it here means a fix to any of
-//! them reaches both daemons.
+//! in-cluster) that names its component on every request ([`client`]), watches that come
+//! back quickly after an API outage ([`watch`]), one Event writer with client-go's
+//! aggregation ([`events`]), logging set up the same way, the same shutdown signals, and an
+//! HTTP server for `/metrics`, `/healthz`, `/readyz` that binds before it returns (so
+//! callers and tests learn the port) and stops on a cancellation token. Keeping it here
+//! means a fix to any of them reaches both daemons.
+
+pub mod client;
+pub mod events;
+pub mod ratelog;
+pub mod rejection;
+pub mod watch;
 
 use std::net::SocketAddr;
-use std::path::Path;
+
+pub use client::{ClientError, Identity};
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -23,13 +32,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// kube's HTTP trace layer logs every failed request at ERROR, once per retry: during an API
+/// outage that is a line per watch per second. The daemons log those failures themselves,
+/// rate-limited ([`watch`], [`rejection`]), so the layer is off unless `RUST_LOG` names
+/// `kube_client` explicitly.
+pub const QUIET_KUBE_TRACE: &str = "kube_client::client::builder=off";
+
+/// The log filter: `RUST_LOG` if set, else `default`; plus [`QUIET_KUBE_TRACE`].
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    let spec = if base.contains("kube_client") {
+        base
+    } else {
+        format!("{base},{QUIET_KUBE_TRACE}")
+    };
+    tracing_subscriber::EnvFilter::try_new(&spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
 /// Sets up `tracing` for a daemon: `RUST_LOG` if set, else `info`; stderr.
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter("info");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -51,42 +82,6 @@ pub async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
     }
-}
-
-/// Why no Kubernetes client could be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The kubeconfig file could not be read or used.
-    #[error("kubeconfig {path}: {message}")]
-    Kubeconfig {
-        /// The file.
-        path: String,
-        /// What was wrong.
-        message: String,
-    },
-    /// No configuration could be inferred, or the client could not be built.
-    #[error("kubernetes client: {0}")]
-    Client(String),
-}
-
-/// A client from a kubeconfig file, or inferred (in-cluster, `$KUBECONFIG`, `~/.kube`).
-pub async fn client_for(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientError> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |message: String| ClientError::Kubeconfig {
-                path: path.display().to_string(),
-                message,
-            };
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ClientError::Client(e.to_string()))?,
-    };
-    kube::Client::try_from(config).map_err(|e| ClientError::Client(e.to_string()))
 }
 
 /// Binds `addr` now (so the caller learns the port) and serves `app` until `cancel`.
@@ -113,6 +108,12 @@ mod tests {
     use super::*;
     use axum::routing::get;
 
+    #[test]
+    fn the_kube_trace_layer_is_off_by_default() {
+        let f = log_filter("info").to_string();
+        assert!(f.contains("kube_client::client::builder=off"), "{f}");
+    }
+
     #[tokio::test]
     async fn serves_until_cancelled() {
         let cancel = CancellationToken::new();
@@ -134,16 +135,5 @@ mod tests {
             .await
             .expect("server stops on cancel")
             .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_missing_kubeconfig_names_the_file() {
-        let Err(err) = client_for(Some(Path::new("/nonexistent/kubeconfig"))).await else {
-            panic!("a client from a kubeconfig that does not exist");
-        };
-        assert!(
-            matches!(&err, ClientError::Kubeconfig { path, .. } if path == "/nonexistent/kubeconfig"),
-            "{err}"
-        );
     }
 }

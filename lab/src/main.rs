@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrolb_lab::netlab::{self, Bins, LabSpec, NetLab};
+use ferrolb_lab::netlab::{self, ApiServerKind, Bins, LabSpec, NetLab};
 use ferrolb_lab::router::RouterKind;
 
 #[derive(Parser)]
 #[command(
     name = "ferrolb-lab",
     version,
-    about = "ferrolb's netns lab (the seed topology on one machine) and lab API server"
+    about = "ferrolb's netns lab (the seed topology on one machine, on a real kube-apiserver or the lab API server)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +51,20 @@ struct LabArgs {
     /// directory of this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// The Kubernetes API server: `real` (kube-apiserver v1.28.7 + etcd, from
+    /// ../shared/k8s/ or FERROLB_KUBE_APISERVER; the default when available) or `lab` (the
+    /// in-memory lab API server).
+    #[arg(long, value_enum)]
+    apiserver: Option<ApiServerArg>,
+}
+
+/// `--apiserver` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ApiServerArg {
+    /// kube-apiserver v1.28.7 with etcd.
+    Real,
+    /// The in-memory lab API server.
+    Lab,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +141,11 @@ fn spec(args: &LabArgs) -> Result<LabSpec> {
     spec.policy = args.policy.clone();
     spec.detach = true;
     spec.set_dual_stack(args.dual_stack);
+    spec.apiserver = match args.apiserver {
+        Some(ApiServerArg::Real) => ApiServerKind::Real,
+        Some(ApiServerArg::Lab) => ApiServerKind::Lab,
+        None => netlab::default_apiserver(),
+    };
     if let Some(path) = &args.config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -189,8 +208,11 @@ fn status() -> Result<()> {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            // kube's HTTP trace layer logs every failed request while the API server starts;
+            // the lab reports what matters itself.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,kube_client::client::builder=off")
+            }),
         )
         .with_writer(std::io::stderr)
         // Lab processes log to files: colour codes only on a terminal.

@@ -18,6 +18,10 @@ use ferrolb_netns::{Family, KernelRoute, RibRoute, Signal};
 use ipnet::IpNet;
 use kube::Client;
 
+mod apiserver;
+
+pub use apiserver::{Kind as ApiServerKind, default_kind as default_apiserver};
+
 use crate::procs::{self, StateDir};
 use crate::router::{Router, RouterKind, RouterSpec};
 use crate::topology::{self, Names, addr};
@@ -88,6 +92,13 @@ pub struct LabSpec {
     /// session per node, IPv6 pod CIDRs, a `RequireDualStack` Service. Set it with
     /// [`LabSpec::set_dual_stack`], which also switches to the dual-stack configuration.
     pub dual_stack: bool,
+    /// The real kube-apiserver (default where available) or the lab API server.
+    pub apiserver: ApiServerKind,
+}
+
+/// The seed ConfigMap's configuration (`manifests/config.yaml`).
+fn seed_config() -> String {
+    k8s::config_text(include_str!("../../manifests/config.yaml")).unwrap_or_default()
 }
 
 impl LabSpec {
@@ -100,11 +111,11 @@ impl LabSpec {
             pods: 2,
             router: RouterKind::Gobgp,
             policy: "Local".into(),
-            config: k8s::config_text(include_str!("../../manifests/config.yaml"))
-                .unwrap_or_default(),
+            config: seed_config(),
             bins,
             detach: false,
             dual_stack: false,
+            apiserver: default_apiserver(),
         }
     }
 
@@ -116,7 +127,7 @@ impl LabSpec {
         self.config = if on {
             topology::dual_stack_config(None)
         } else {
-            LabSpec::seed("", "", self.bins.clone()).config
+            seed_config()
         };
     }
 
@@ -226,6 +237,12 @@ impl NetLab {
             s.pods
         ));
         self.start_apiserver()?;
+        progress(&format!(
+            "Kubernetes API: {} on {}:{}",
+            apiserver::label(s.apiserver),
+            addr::MASTER,
+            addr::APISERVER_PORT
+        ));
         self.router.start(&RouterSpec {
             kind: s.router,
             nodes: s.nodes,
@@ -270,7 +287,7 @@ impl NetLab {
             self.start_speaker(n)?;
         }
         progress(
-            "processes: lab API server, ferrolb-controller, a ferrolb-speaker and a kube-proxy stand-in per node, pods",
+            "processes: ferrolb-controller, a ferrolb-speaker and a kube-proxy stand-in per node, pods",
         );
         Ok(())
     }
@@ -328,39 +345,6 @@ impl NetLab {
         children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
     }
 
-    fn start_apiserver(&self) -> Result<()> {
-        let kc = self.kubeconfig();
-        let listen = SocketAddr::new(IpAddr::V4(addr::MASTER), addr::APISERVER_PORT);
-        self.spawn(
-            &self.names.master(),
-            "apiserver",
-            &self.spec.bins.lab,
-            vec![
-                "apiserver".into(),
-                "--listen".into(),
-                listen.to_string(),
-                "--kubeconfig".into(),
-                kc.display().to_string(),
-            ],
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !kc.exists() {
-            if Instant::now() >= deadline
-                || self
-                    .state
-                    .pid("apiserver")
-                    .is_some_and(|p| !procs::pid_alive(p))
-            {
-                bail!(
-                    "the lab API server did not start; log:\n{}",
-                    self.state.log_tail("apiserver", 20)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kube(|c| async move { k8s::wait_ready(&c, Duration::from_secs(10)).await })
-    }
-
     /// Starts pod `m` of node `n` (the http-echo server).
     pub fn start_pod(&self, n: u8, m: u8) -> Result<()> {
         self.spawn(
@@ -409,7 +393,9 @@ impl NetLab {
             &self.spec.bins.controller,
             vec![
                 "--kubeconfig".into(),
-                self.kubeconfig().display().to_string(),
+                self.component_kubeconfig("controller")
+                    .display()
+                    .to_string(),
                 "--namespace".into(),
                 k8s::SYSTEM_NS.into(),
                 "--config".into(),
@@ -433,7 +419,7 @@ impl NetLab {
             &self.spec.bins.speaker,
             vec![
                 "--kubeconfig".into(),
-                self.kubeconfig().display().to_string(),
+                self.component_kubeconfig("speaker").display().to_string(),
                 "--node-name".into(),
                 Names::node_name(n),
                 "--namespace".into(),

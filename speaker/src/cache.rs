@@ -158,6 +158,7 @@ mod tests {
                 .iter()
                 .map(|n| EndpointView {
                     node_name: Some(n.to_string()),
+                    addresses: Vec::new(),
                     ready: Some(true),
                     serving: None,
                 })

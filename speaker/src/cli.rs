@@ -67,6 +67,24 @@ pub struct Cli {
         value_name = "CIDR"
     )]
     pub pod_route_allow: Vec<IpNet>,
+    /// Most prefixes accepted from one BGP peer (RFC 4486): over it the session ends with
+    /// Cease 6/1, the peer's routes are removed and it is reconnected only after 5
+    /// minutes; a warning is logged at 80 %. 0: no limit. Default: 5000 with
+    /// `advertise-and-install` (where learned routes reach the kernel), no limit in the
+    /// other modes (which ignore what peers send, as before).
+    #[arg(long = "max-prefixes", env = "FERROLB_MAX_PREFIXES", value_name = "N")]
+    pub max_prefixes: Option<u32>,
+    /// With `advertise-and-install`: a restarted speaker keeps the pod routes its
+    /// predecessor left in the kernel until every peer sent End-of-RIB or has been up for
+    /// this many seconds (four times this after the start at the latest); only what is
+    /// still not wanted then is removed.
+    #[arg(
+        long = "pod-route-settle",
+        env = "FERROLB_POD_ROUTE_SETTLE",
+        value_name = "SECONDS",
+        default_value_t = crate::podroutes::DEFAULT_SETTLE.as_secs()
+    )]
+    pub pod_route_settle: u64,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -106,6 +124,12 @@ impl Cli {
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
         o.listen = Some(SocketAddr::new(self.host, self.port));
+        o.max_prefixes = match (self.max_prefixes, self.pod_cidr_mode) {
+            (Some(0), _) => None,
+            (Some(n), _) => Some(n),
+            (None, PodCidrArg::AdvertiseAndInstall) => Some(crate::options::DEFAULT_MAX_PREFIXES),
+            (None, _) => None,
+        };
         o
     }
 
@@ -115,6 +139,9 @@ impl Cli {
             policy: InstallPolicy {
                 allow: (!self.pod_route_allow.is_empty()).then(|| self.pod_route_allow.clone()),
             },
+            // A restarted speaker adopts its predecessor's routes while its sessions
+            // deliver their tables.
+            settle: Some(std::time::Duration::from_secs(self.pod_route_settle)),
             ..PodRoutesOptions::default()
         }
     }
@@ -150,6 +177,17 @@ mod tests {
         assert_eq!(o.decision.pod_cidr_mode, PodCidrMode::AdvertiseAndInstall);
         assert_eq!(o.listen, Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!(cli.pod_routes_options().policy.allow, None);
+        assert_eq!(
+            o.max_prefixes,
+            Some(5000),
+            "install mode: a limit by default"
+        );
+        let plain = Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n"]).unwrap();
+        assert_eq!(plain.to_options().max_prefixes, None, "other modes: none");
+        let off =
+            Cli::try_parse_from(["ferrolb-speaker", "--node-name", "n", "--max-prefixes", "0"])
+                .unwrap();
+        assert_eq!(off.to_options().max_prefixes, None);
         assert!(
             Cli::try_parse_from([
                 "ferrolb-speaker",

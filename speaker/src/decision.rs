@@ -15,10 +15,17 @@
 //! - `externalTrafficPolicy: Local`: only with a usable endpoint on this node;
 //!   `Cluster`: with a usable endpoint anywhere;
 //! - a usable endpoint is `ready` true or unset, or `serving` (true or unset) when the Service
-//!   publishes not-ready addresses;
-//! - each IP becomes one prefix per `bgp-advertisements` entry of its pool, masked to the
+//!   publishes not-ready addresses; an address that is not usable in any endpoint (e.g. ready
+//!   in one EndpointSlice, not ready in another) is not usable at all: not-ready wins per
+//!   address, as in MetalLB's `hasHealthyEndpoint`;
+//! - each IP becomes one prefix per advertisement of its pool, masked to the
 //!   aggregation length, with the advertisement's communities; LOCAL_PREF only towards iBGP
-//!   peers; an IP outside every pool is not announced and is reported as a problem;
+//!   peers, and there 0 when the advertisement sets none (what MetalLB's native speaker
+//!   sends, so routers rank MetalLB and ferrolb nodes equally during a migration); an IP
+//!   outside every pool is not announced and is reported as a problem; advertisements from
+//!   CRs may name their peers (`peers`) and nodes (`nodeSelectors`): they go only to those
+//!   peers, only from those nodes, and an IP none of whose advertisements takes this node
+//!   (a pool no BGPAdvertisement selects, say) is not announced from it;
 //! - pod CIDRs (`--pod-cidr-mode` advertise or advertise-and-install) go to every selected
 //!   peer, without communities, whatever the exclusion label says: pods on an excluded node
 //!   still need to be reachable.
@@ -93,6 +100,8 @@ pub enum TrafficPolicy {
 pub struct EndpointView {
     /// `nodeName` of the endpoint.
     pub node_name: Option<String>,
+    /// `addresses` of the endpoint (the key of the not-ready-wins rule).
+    pub addresses: Vec<String>,
     /// `conditions.ready`.
     pub ready: Option<bool>,
     /// `conditions.serving`.
@@ -160,7 +169,7 @@ pub enum Origin {
 pub struct Advert {
     /// Standard and large communities, sorted, no duplicates.
     pub communities: BTreeSet<Community>,
-    /// LOCAL_PREF (iBGP peers only).
+    /// LOCAL_PREF (iBGP peers only; for a Service 0 unless the advertisement sets one).
     pub local_pref: Option<u32>,
     /// What the prefix stands for.
     pub origin: Origin,
@@ -201,15 +210,52 @@ fn endpoint_usable(ep: &EndpointView, publish_not_ready: bool) -> bool {
     ep.ready != Some(false) || (publish_not_ready && ep.serving != Some(false))
 }
 
+/// Whether some address of these endpoints is usable everywhere it appears. An address
+/// listed by several endpoints (several EndpointSlices) counts only if every listing is
+/// usable: not-ready wins, as in MetalLB. An endpoint without addresses (never sent by the
+/// API server) counts on its own.
+fn any_usable_address<'a>(
+    endpoints: impl Iterator<Item = &'a EndpointView> + Clone,
+    publish_not_ready: bool,
+) -> bool {
+    if endpoints
+        .clone()
+        .all(|ep| endpoint_usable(ep, publish_not_ready))
+    {
+        // Common case, no allocation: nothing is unusable.
+        return endpoints.clone().next().is_some();
+    }
+    let mut by_address: BTreeMap<&str, bool> = BTreeMap::new();
+    for ep in endpoints {
+        let usable = endpoint_usable(ep, publish_not_ready);
+        if ep.addresses.is_empty() {
+            if usable {
+                return true;
+            }
+            continue;
+        }
+        for a in &ep.addresses {
+            let seen = by_address.entry(a.as_str()).or_insert(usable);
+            *seen &= usable;
+        }
+    }
+    by_address.values().any(|usable| *usable)
+}
+
 /// Whether this node should announce the Service's IPs, by traffic policy and endpoints.
+/// `Local` needs a usable address on this node and (as MetalLB checks both) one anywhere.
 pub fn service_announced_here(svc: &ServiceView, node_name: &str) -> bool {
-    let mut usable = svc
-        .endpoints
-        .iter()
-        .filter(|ep| endpoint_usable(ep, svc.publish_not_ready));
+    let pnr = svc.publish_not_ready;
+    let anywhere = any_usable_address(svc.endpoints.iter(), pnr);
     match svc.traffic_policy {
-        TrafficPolicy::Cluster => usable.next().is_some(),
-        TrafficPolicy::Local => usable.any(|ep| ep.node_name.as_deref() == Some(node_name)),
+        TrafficPolicy::Cluster => anywhere,
+        TrafficPolicy::Local => {
+            let here = svc
+                .endpoints
+                .iter()
+                .filter(|ep| ep.node_name.as_deref() == Some(node_name));
+            anywhere && any_usable_address(here, pnr)
+        }
     }
 }
 
@@ -272,6 +318,13 @@ pub fn decide(
                 Some(pool) => wanted.push((*ip, pool)),
             }
         }
+        // Only the advertisements whose node selectors take this node (CRs; a ConfigMap's
+        // always do). An IP with none is not announced from here.
+        wanted.retain(|(_, pool)| {
+            pool.bgp_advertisements
+                .iter()
+                .any(|a| a.selects_node(&node.labels))
+        });
         if wanted.is_empty() || !node_ok || !service_announced_here(svc, &node.name) {
             continue;
         }
@@ -279,7 +332,11 @@ pub fn decide(
         for peer in &peers {
             let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
             for (ip, pool) in &wanted {
-                for adv in &pool.bgp_advertisements {
+                let ads = pool
+                    .bgp_advertisements
+                    .iter()
+                    .filter(|a| a.selects_node(&node.labels) && a.selects_peer(peer));
+                for adv in ads {
                     let len = if ip.is_ipv4() {
                         adv.aggregation_length
                     } else {
@@ -287,7 +344,7 @@ pub fn decide(
                     };
                     let advert = Advert {
                         communities: adv.communities.iter().copied().collect(),
-                        local_pref: if peer.is_ibgp() { adv.local_pref } else { None },
+                        local_pref: peer.is_ibgp().then(|| adv.local_pref.unwrap_or(0)),
                         origin: origin.clone(),
                     };
                     merge(table, aggregate(*ip, len), advert);
@@ -376,8 +433,17 @@ address-pools:
     fn ep(node: &str, ready: Option<bool>, serving: Option<bool>) -> EndpointView {
         EndpointView {
             node_name: Some(node.into()),
+            addresses: Vec::new(),
             ready,
             serving,
+        }
+    }
+
+    /// An endpoint with its address, as every EndpointSlice endpoint has.
+    fn ep_at(node: &str, address: &str, ready: bool) -> EndpointView {
+        EndpointView {
+            addresses: vec![address.into()],
+            ..ep(node, Some(ready), None)
         }
     }
 
@@ -482,6 +548,52 @@ address-pools:
                     &["172.17.254.1"],
                     Local,
                     vec![ep("node-1", None, None)],
+                )],
+                opts: Options::default(),
+                want: ONE_V4,
+            },
+            Case {
+                name: "local: one address ready in one slice, not ready in another: nothing",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    vec![
+                        ep_at("node-1", "10.244.1.5", true),
+                        ep_at("node-1", "10.244.1.5", false),
+                    ],
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "cluster: the not-ready listing wins whichever slice comes first",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Cluster,
+                    vec![
+                        ep_at("node-2", "10.244.2.5", false),
+                        ep_at("node-2", "10.244.2.5", true),
+                    ],
+                )],
+                opts: Options::default(),
+                want: PEERS_NONE,
+            },
+            Case {
+                name: "local: one address not ready, another ready here: announced",
+                node: node(&[]),
+                services: vec![svc(
+                    "ns/a",
+                    &["172.17.254.1"],
+                    Local,
+                    vec![
+                        ep_at("node-1", "10.244.1.5", true),
+                        ep_at("node-1", "10.244.1.5", false),
+                        ep_at("node-1", "10.244.1.6", true),
+                    ],
                 )],
                 opts: Options::default(),
                 want: ONE_V4,
@@ -600,11 +712,11 @@ address-pools:
                     "172.17.0.1:179 198.51.100.9/32 [] lp=-",
                     "172.17.0.1:179 2001:db8::/64 [64512:7] lp=-",
                     "172.17.0.1:179 2001:db8::9/128 [] lp=-",
-                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=-",
-                    "172.17.0.2:179 198.51.100.7/32 [] lp=-",
-                    "172.17.0.2:179 198.51.100.9/32 [] lp=-",
-                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=-",
-                    "172.17.0.2:179 2001:db8::9/128 [] lp=-",
+                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=0",
+                    "172.17.0.2:179 198.51.100.7/32 [] lp=0",
+                    "172.17.0.2:179 198.51.100.9/32 [] lp=0",
+                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=0",
+                    "172.17.0.2:179 2001:db8::9/128 [] lp=0",
                 ],
             },
             Case {
@@ -700,6 +812,94 @@ address-pools:
                     .into(),
             }]
         );
+    }
+
+    #[test]
+    fn advertisements_from_crs_pick_their_peers_and_nodes() {
+        use ferrolb_config::{BgpAdvertisement, NodeSelector};
+        let mut config = config();
+        config.peers[0].name = Some("ebgp".into());
+        config.peers[1].name = Some("ibgp".into());
+        config.pools[0].bgp_advertisements = vec![
+            BgpAdvertisement {
+                peers: vec!["ibgp".into()],
+                local_pref: Some(300),
+                ..BgpAdvertisement::default()
+            },
+            BgpAdvertisement {
+                node_selectors: vec![NodeSelector {
+                    match_labels: BTreeMap::from([("rack".into(), "r2".into())]),
+                    ..NodeSelector::default()
+                }],
+                communities: vec![Community::Standard(7)],
+                ..BgpAdvertisement::default()
+            },
+        ];
+        // A pool that no advertisement selects (CRs): allocated, never announced.
+        config.pools[1].bgp_advertisements.clear();
+        let services = vec![
+            svc(
+                "ns/a",
+                &["172.17.254.1"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+            svc(
+                "ns/b",
+                &["198.51.100.7"],
+                Cluster,
+                vec![ep("node-1", Some(true), None)],
+            ),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 -",
+                "172.17.0.2:179 172.17.254.1/32 [] lp=300",
+            ]
+        );
+        assert_eq!(
+            d.announced_services.keys().collect::<Vec<_>>(),
+            vec!["ns/a"]
+        );
+        let d = decide(
+            &config,
+            &node(&[("rack", "r2")]),
+            &services,
+            &Options::default(),
+        );
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 172.17.254.1/32 [0:7] lp=-",
+                "172.17.0.2:179 172.17.254.1/32 [0:7] lp=300",
+            ]
+        );
+        // Only the advertisement for ibgp, and this node is not in rack r2: ebgp gets
+        // nothing, the Service is still announced (to ibgp).
+        config.pools[0].bgp_advertisements.truncate(1);
+        let d = decide(
+            &config,
+            &node(&[("rack", "r2")]),
+            &services,
+            &Options::default(),
+        );
+        assert_eq!(
+            render(&d),
+            vec![
+                "172.17.0.1:179 -",
+                "172.17.0.2:179 172.17.254.1/32 [] lp=300"
+            ]
+        );
+        // No advertisement takes this node: not announced, not listed.
+        config.pools[0].bgp_advertisements[0].node_selectors = vec![NodeSelector {
+            match_labels: BTreeMap::from([("rack".into(), "r9".into())]),
+            ..NodeSelector::default()
+        }];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(render(&d), PEERS_NONE);
+        assert!(d.announced_services.is_empty());
     }
 
     #[test]

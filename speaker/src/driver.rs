@@ -17,20 +17,20 @@ use std::time::Duration;
 
 use ferrolb_bgp::session::SpeakerEvent;
 use ferrolb_config::Config;
-use futures::{StreamExt, TryStreamExt};
+use ferrolb_daemon::watch::watch;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::decision::{self, Decision, Origin};
-use crate::events::{EventSink, EventSpec};
+use crate::events::{EventSink, Severity, about_service};
 use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
-use crate::learned::LearnedRoutes;
+use crate::learned::PodRouteContext;
 use crate::metrics::Metrics;
 use crate::peers::{self, DesiredPeers, LocalAddrs};
 use crate::sessions::Sessions;
@@ -76,7 +76,9 @@ pub(crate) struct Driver {
     dirty: bool,
     announced: BTreeMap<String, Vec<IpAddr>>,
     warned: BTreeSet<(String, String)>,
-    learned: watch::Sender<LearnedRoutes>,
+    learned: watch::Sender<PodRouteContext>,
+    /// Maximum-prefix limit of every peer (`--max-prefixes`).
+    max_prefixes: Option<u32>,
     events: EventSink,
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
@@ -90,7 +92,7 @@ impl Driver {
         config_name: String,
         opts: decision::Options,
         sessions: Sessions,
-        learned: watch::Sender<LearnedRoutes>,
+        learned: watch::Sender<PodRouteContext>,
         events: EventSink,
         metrics: Arc<Metrics>,
         shared: Arc<Shared>,
@@ -114,10 +116,17 @@ impl Driver {
             announced: BTreeMap::new(),
             warned: BTreeSet::new(),
             learned,
+            max_prefixes: None,
             events,
             metrics,
             shared,
         }
+    }
+
+    /// Sets the maximum-prefix limit of every peer.
+    pub(crate) fn with_max_prefixes(mut self, limit: Option<u32>) -> Self {
+        self.max_prefixes = limit;
+        self
     }
 
     /// Run until `cancel`, then Cease every session.
@@ -131,20 +140,14 @@ impl Driver {
         let eps_api: Api<EndpointSlice> = Api::all(client.clone());
         let node_api: Api<Node> = Api::all(client.clone());
         let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
-        let mut services = watcher::watcher(svc_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        let mut slices = watcher::watcher(eps_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut services = watch(svc_api, watcher::Config::default(), "services");
+        let mut slices = watch(eps_api, watcher::Config::default(), "endpointslices");
         let node_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
-        let mut nodes = watcher::watcher(node_api, node_cfg)
-            .default_backoff()
-            .boxed();
+        let mut nodes = watch(node_api, node_cfg, "node");
         let cm_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.config_name));
-        let mut configs = watcher::watcher(cm_api, cm_cfg).default_backoff().boxed();
+        let mut configs = watch(cm_api, cm_cfg, "configmap");
         let mut retry = tokio::time::interval(PEER_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -188,9 +191,9 @@ impl Driver {
         self.sessions.shutdown(SHUTDOWN_REASON).await;
     }
 
-    fn watch_error(&self, what: &str, e: &watcher::Error) {
+    /// Counted; logged (rate-limited) by the watch itself.
+    fn watch_error(&self, _what: &str, _e: &watcher::Error) {
         self.metrics.update_errors.inc();
-        tracing::warn!(watch = what, error = %e, "watch error (retrying with backoff)");
     }
 
     fn mark(&mut self, changed: bool) {
@@ -364,7 +367,8 @@ impl Driver {
         {
             tracing::info!(%peer, %from, %to, reason = reason.as_deref().unwrap_or(""), "BGP session state changed");
         }
-        self.learned.send_if_modified(|t| t.apply(&ev));
+        // Learned routes go from the sessions to the pod-route installer directly (the
+        // speaker's learned-route feed), not through here.
     }
 
     /// Recompute everything and apply the difference.
@@ -389,17 +393,21 @@ impl Driver {
                 local,
                 &mut peers::kernel_source_towards,
             );
+            for pc in self.desired_peers.peers.values_mut() {
+                pc.max_prefixes = self.max_prefixes;
+            }
             for (peer, why) in &self.desired_peers.problems {
                 tracing::warn!(%peer, reason = %why, "peer not set up");
             }
-            let removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
-            if !removed.is_empty() {
-                self.learned.send_if_modified(|t| {
-                    removed
-                        .iter()
-                        .fold(false, |changed, p| t.forget_peer(*p) | changed)
-                });
-            }
+            // A removed peer's routes are withdrawn by its session going down.
+            let _removed = self.sessions.apply_peers(&self.desired_peers.peers).await;
+            let peers: BTreeSet<IpAddr> = self.desired_peers.peers.keys().copied().collect();
+            self.learned.send_if_modified(|t| {
+                let changed = t.peers != peers || !t.peers_known;
+                t.peers = peers;
+                t.peers_known = true;
+                changed
+            });
         }
         let views = self.cache.service_views();
         let decision = decision::decide(config, &node.view.to_view(), &views, &self.opts);
@@ -437,17 +445,17 @@ impl Driver {
                 continue;
             };
             tracing::info!(service = %key, ips = ?ips, "service announced from this node");
-            self.events.publish(EventSpec {
-                namespace: svc.namespace.clone(),
-                name: svc.name.clone(),
-                uid: svc.uid.clone(),
-                warning: false,
-                reason: "nodeAssigned",
-                message: format!(
+            self.events.publish(about_service(
+                &svc.namespace,
+                &svc.name,
+                svc.uid.clone(),
+                Severity::Normal,
+                "nodeAssigned",
+                format!(
                     "announcing from node {:?} with protocol \"bgp\"",
                     self.node_name
                 ),
-            });
+            ));
         }
         for key in self.announced.keys() {
             if !decision.announced_services.contains_key(key) {
@@ -464,14 +472,14 @@ impl Driver {
                 continue;
             };
             tracing::warn!(service = %key, %reason, "service not announced");
-            self.events.publish(EventSpec {
-                namespace: svc.namespace.clone(),
-                name: svc.name.clone(),
-                uid: svc.uid.clone(),
-                warning: true,
-                reason: "AnnounceFailed",
-                message: format!("node {:?}: {reason}", self.node_name),
-            });
+            self.events.publish(about_service(
+                &svc.namespace,
+                &svc.name,
+                svc.uid.clone(),
+                Severity::Warning,
+                "AnnounceFailed",
+                format!("node {:?}: {reason}", self.node_name),
+            ));
         }
         self.warned = now;
     }

@@ -40,7 +40,7 @@ pub use driver::SHUTDOWN_REASON;
 pub use options::Options;
 
 use crate::decision::PodCidrMode;
-use crate::learned::{LearnedRoutes, PodRouteFeed};
+use crate::learned::{PodRouteContext, PodRouteFeed, PodRouteReport};
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::status::StatusReport;
@@ -119,14 +119,33 @@ impl Drop for Running {
     }
 }
 
-/// Start the speaker with `client` (inside a tokio runtime). The BGP sessions connect out
-/// from this process's network namespace.
-pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, Error> {
+/// The component name: User-Agent product and field manager of every request.
+pub const COMPONENT: &str = "ferrolb-speaker";
+
+/// Who this speaker is to the API server (its node as instance).
+pub fn identity(opts: &Options) -> ferrolb_daemon::Identity {
+    ferrolb_daemon::Identity {
+        component: COMPONENT,
+        instance: opts.node_name.clone(),
+    }
+}
+
+/// Start the speaker with a client from `config` (inside a tokio runtime; every request
+/// names the component and node, see [`identity`]). The BGP sessions connect out from this
+/// process's network namespace.
+pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, Error> {
+    let identity = identity(&opts);
+    let client = ferrolb_daemon::client::client(config, &identity)?;
     let cancel = CancellationToken::new();
-    let (speaker, bgp_events) = Speaker::new(SpeakerConfig::new(Ipv4Addr::UNSPECIFIED))?;
+    // Learned routes go from the sessions straight to the pod-route installer as bounded,
+    // coalescing diffs (never a whole-table copy per change).
+    let (speaker, bgp_events, learned_routes) = Speaker::with_learned_feed(
+        SpeakerConfig::new(Ipv4Addr::UNSPECIFIED),
+        podroutes::FEED_CAPACITY,
+    )?;
     let metrics = Arc::new(Metrics::new());
-    let (learned_tx, learned_rx) = watch::channel(LearnedRoutes::default());
-    let (installed_tx, installed_rx) = watch::channel(Vec::new());
+    let (learned_tx, learned_rx) = watch::channel(PodRouteContext::default());
+    let (installed_tx, installed_rx) = watch::channel(PodRouteReport::default());
     let mode = match opts.decision.pod_cidr_mode {
         PodCidrMode::Off => "off",
         PodCidrMode::Advertise => "advertise",
@@ -137,7 +156,6 @@ pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, E
         mode.to_string(),
         metrics.clone(),
         speaker.clone(),
-        learned_rx.clone(),
         installed_rx,
     ));
     let mut others = Vec::new();
@@ -151,24 +169,39 @@ pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, E
         }
         None => None,
     };
-    if opts.decision.pod_cidr_mode == PodCidrMode::AdvertiseAndInstall {
-        match opts.pod_route_installer.take() {
-            Some(install) => others.push(install(PodRouteFeed {
-                learned: learned_rx,
+    let installer = match opts.decision.pod_cidr_mode {
+        PodCidrMode::AdvertiseAndInstall => {
+            let i = opts.pod_route_installer.take();
+            if i.is_none() {
+                tracing::warn!(
+                    "--pod-cidr-mode advertise-and-install without a pod-route installer: routes learned from peers are not installed"
+                );
+            }
+            i
+        }
+        _ => None,
+    };
+    match installer {
+        Some(install) => {
+            let (node_pod_cidrs, nodes_task) =
+                podroutes::nodes::watch_node_pod_cidrs(client.clone(), cancel.child_token());
+            others.push(nodes_task);
+            others.push(install(PodRouteFeed {
+                routes: learned_routes,
+                context: learned_rx,
+                node_pod_cidrs,
                 report: installed_tx,
                 cancel: cancel.child_token(),
-            })),
-            None => tracing::warn!(
-                "--pod-cidr-mode advertise-and-install without a pod-route installer: routes learned from peers are not installed"
-            ),
+            }));
         }
+        // Nobody installs: learned routes are taken and dropped, so the feed never
+        // holds the sessions back.
+        None => others.push(tokio::spawn(async move {
+            let mut learned_routes = learned_routes;
+            while learned_routes.recv().await.is_some() {}
+        })),
     }
-    let (events, events_task) = events::spawn(
-        client.clone(),
-        opts.node_name.clone(),
-        metrics.clone(),
-        cancel.child_token(),
-    );
+    let (events, events_task) = events::spawn(client.clone(), &identity, cancel.child_token());
     others.push(events_task);
     let sessions = sessions::Sessions::new(speaker.clone());
     let driver = driver::Driver::new(
@@ -181,7 +214,8 @@ pub async fn start(mut opts: Options, client: kube::Client) -> Result<Running, E
         events,
         metrics,
         shared.clone(),
-    );
+    )
+    .with_max_prefixes(opts.max_prefixes);
     let task = tokio::spawn(driver.run(client, bgp_events, cancel.clone()));
     Ok(Running {
         http_addr,
@@ -200,8 +234,8 @@ pub async fn run(
     kubeconfig: Option<&Path>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let client = ferrolb_daemon::client_for(kubeconfig).await?;
-    let running = start(opts, client).await?;
+    let config = ferrolb_daemon::client::load_config(kubeconfig).await?;
+    let running = start(opts, config).await?;
     shutdown.await;
     running.shutdown().await;
     Ok(())

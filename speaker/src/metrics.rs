@@ -35,6 +35,13 @@ pub struct PeerLabel {
     pub peer: String,
 }
 
+/// The `reason` label of refused pod routes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why (`martian`, `peer_address`, `kernel_refused`, ...).
+    pub reason: String,
+}
+
 /// Every metric the speaker exports.
 pub struct Metrics {
     registry: Registry,
@@ -44,6 +51,8 @@ pub struct Metrics {
     announced_prefixes: Family<PeerLabel, Gauge>,
     pending_prefixes: Family<PeerLabel, Gauge>,
     received_prefixes: Family<PeerLabel, Gauge>,
+    max_prefix_ceases: Family<PeerLabel, Gauge>,
+    pod_routes_refused: Family<ReasonLabel, Gauge>,
     /// Watch updates processed (`metallb_k8s_client_updates_total`).
     pub updates: Counter,
     /// Watch and write errors (`metallb_k8s_client_update_errors_total`).
@@ -82,6 +91,8 @@ impl Metrics {
             announced_prefixes: Family::default(),
             pending_prefixes: Family::default(),
             received_prefixes: Family::default(),
+            max_prefix_ceases: Family::default(),
+            pod_routes_refused: Family::default(),
             updates: Counter::default(),
             update_errors: Counter::default(),
             config_loaded: Gauge::default(),
@@ -120,6 +131,16 @@ impl Metrics {
             "ferrolb_bgp_received_prefixes",
             "Number of prefixes currently received from the BGP peer",
             m.received_prefixes.clone(),
+        );
+        registry.register(
+            "ferrolb_bgp_max_prefix_ceases",
+            "Sessions ended because the peer sent more prefixes than its limit (Cease 6/1)",
+            m.max_prefix_ceases.clone(),
+        );
+        registry.register(
+            "ferrolb_speaker_pod_routes_refused",
+            "Learned routes not installed in the kernel, per reason",
+            m.pod_routes_refused.clone(),
         );
         registry.register(
             "metallb_k8s_client_updates",
@@ -198,6 +219,9 @@ impl Metrics {
             self.received_prefixes
                 .get_or_create(&label)
                 .set(to_i64(p.prefixes_received));
+            self.max_prefix_ceases
+                .get_or_create(&label)
+                .set(i64::try_from(p.max_prefix_ceases).unwrap_or(i64::MAX));
             let pending = if up {
                 desired(p.peer).saturating_sub(p.prefixes_announced)
             } else {
@@ -222,10 +246,23 @@ impl Metrics {
             self.announced_prefixes.remove(gone);
             self.pending_prefixes.remove(gone);
             self.received_prefixes.remove(gone);
+            self.max_prefix_ceases.remove(gone);
             self.bgp_updates.remove(gone);
         }
         st.updates_seen.retain(|l, _| now.contains(l));
         st.peers = now;
+    }
+
+    /// Refused pod routes per reason, as the installer counted them in its last pass.
+    pub fn set_pod_routes_refused(&self, counts: &BTreeMap<String, usize>) {
+        self.pod_routes_refused.clear();
+        for (reason, n) in counts {
+            self.pod_routes_refused
+                .get_or_create(&ReasonLabel {
+                    reason: reason.clone(),
+                })
+                .set(to_i64(*n));
+        }
     }
 
     /// The text exposition format served on `/metrics`.
@@ -259,6 +296,9 @@ mod tests {
             prefixes_announced: announced,
             prefixes_received: 2,
             local_address: None,
+            max_prefixes: None,
+            max_prefix_ceases: 0,
+            route_refreshes_received: 0,
         }
     }
 

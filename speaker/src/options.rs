@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 use crate::decision;
 use crate::learned::PodRouteInstaller;
 
+/// Default maximum number of prefixes accepted from one peer: room for the pod CIDRs of
+/// a few thousand nodes, far below what a leaked full table would bring.
+pub const DEFAULT_MAX_PREFIXES: u32 = 5000;
+
 /// Run options of the speaker.
 pub struct Options {
     /// This node's name (`--node-name`, from the downward API).
@@ -20,6 +24,10 @@ pub struct Options {
     /// Started with the learned-routes feed when the pod CIDR mode is
     /// `advertise-and-install` (the kernel pod-route installer plugs in here).
     pub pod_route_installer: Option<PodRouteInstaller>,
+    /// Most prefixes accepted from each peer (`--max-prefixes`, RFC 4486); `None`: no
+    /// limit (the default here; the binary sets [`DEFAULT_MAX_PREFIXES`] with
+    /// `advertise-and-install`).
+    pub max_prefixes: Option<u32>,
 }
 
 impl Options {
@@ -32,6 +40,7 @@ impl Options {
             decision: decision::Options::default(),
             listen: None,
             pod_route_installer: None,
+            max_prefixes: None,
         }
     }
 }
@@ -45,6 +54,7 @@ impl std::fmt::Debug for Options {
             .field("decision", &self.decision)
             .field("listen", &self.listen)
             .field("pod_route_installer", &self.pod_route_installer.is_some())
+            .field("max_prefixes", &self.max_prefixes)
             .finish()
     }
 }

@@ -152,15 +152,21 @@ peers:
   router-id: 10.9.9.9
   node-selectors:
   - match-labels: {rack: r1}
-- peer-address: 172.17.0.1
-  peer-port: 1179
-  peer-asn: 64512
-  my-asn: 64522
 address-pools: []
 "#;
 
     fn config(text: &str) -> Config {
         ferrolb_config::parse_config(text).expect("parses").config
+    }
+
+    /// CFG plus its first peer again on port 1179, which the config parser refuses: built
+    /// by hand to check that the sessions stay one per address anyway.
+    fn config_with_second_port() -> Config {
+        let mut c = config(CFG);
+        let mut again = c.peers[0].clone();
+        again.port = 1179;
+        c.peers.push(again);
+        c
     }
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -176,7 +182,7 @@ address-pools: []
             ipv6: Some("fd00::21".parse().unwrap()),
         };
         let mut asked = Vec::new();
-        let d = desired_peers(&config(CFG), &labels(&[]), local, &mut |p| {
+        let d = desired_peers(&config_with_second_port(), &labels(&[]), local, &mut |p| {
             asked.push(p.address);
             Some("172.17.0.99".parse().unwrap())
         });

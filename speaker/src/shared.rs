@@ -13,7 +13,7 @@ use ferrolb_bgp::session::Speaker;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-use crate::learned::{InstalledRoute, LearnedRoutes};
+use crate::learned::PodRouteReport;
 use crate::metrics::Metrics;
 use crate::status::{ConfigReport, PeerReport, StatusReport};
 
@@ -62,8 +62,7 @@ pub struct Shared {
     speaker: Speaker,
     snapshot: Mutex<Snapshot>,
     ready: AtomicBool,
-    learned: watch::Receiver<LearnedRoutes>,
-    installed: watch::Receiver<Vec<InstalledRoute>>,
+    installed: watch::Receiver<PodRouteReport>,
 }
 
 impl Shared {
@@ -73,8 +72,7 @@ impl Shared {
         pod_cidr_mode: String,
         metrics: Arc<Metrics>,
         speaker: Speaker,
-        learned: watch::Receiver<LearnedRoutes>,
-        installed: watch::Receiver<Vec<InstalledRoute>>,
+        installed: watch::Receiver<PodRouteReport>,
     ) -> Self {
         Shared {
             node,
@@ -83,7 +81,6 @@ impl Shared {
             speaker,
             snapshot: Mutex::new(Snapshot::default()),
             ready: AtomicBool::new(false),
-            learned,
             installed,
         }
     }
@@ -149,6 +146,8 @@ impl Shared {
                         updates_sent: s.updates_sent,
                         updates_received: s.updates_received,
                         last_error: info.error.clone().or_else(|| s.last_error.clone()),
+                        max_prefixes: s.max_prefixes,
+                        max_prefix_ceases: s.max_prefix_ceases,
                     },
                     None => PeerReport {
                         peer: label,
@@ -163,6 +162,8 @@ impl Shared {
                         updates_sent: 0,
                         updates_received: 0,
                         last_error: info.error.clone(),
+                        max_prefixes: None,
+                        max_prefix_ceases: 0,
                     },
                 }
             })
@@ -177,8 +178,10 @@ impl Shared {
             announced_services: snap.announced,
             problems: snap.problems,
             advertised_pod_cidrs: snap.pod_cidrs,
-            learned_prefixes: self.learned.borrow().routes.len(),
-            installed_pod_routes: self.installed.borrow().clone(),
+            learned_prefixes: self.installed.borrow().learned_prefixes,
+            installed_pod_routes: self.installed.borrow().routes.clone(),
+            installed_pod_route_count: self.installed.borrow().installed_count,
+            refused_pod_routes: self.installed.borrow().refused.clone(),
         }
     }
 
@@ -195,5 +198,7 @@ impl Shared {
         };
         let desired = |a: IpAddr| snap.peers.get(&a).map_or(0, |p| p.desired);
         self.metrics.refresh_sessions(&status, &label, &desired);
+        self.metrics
+            .set_pod_routes_refused(&self.installed.borrow().refused);
     }
 }

@@ -41,6 +41,10 @@ pub struct PeerReport {
     pub updates_received: u64,
     /// The last error on this session (connect refused, hold timer, NOTIFICATION, ...).
     pub last_error: Option<String>,
+    /// The maximum-prefix limit (RFC 4486) of the session.
+    pub max_prefixes: Option<u32>,
+    /// Sessions ended because the peer sent more prefixes than that.
+    pub max_prefix_ceases: u64,
 }
 
 /// The configuration as this speaker sees it.
@@ -77,8 +81,12 @@ pub struct StatusReport {
     pub advertised_pod_cidrs: Vec<IpNet>,
     /// Prefixes learned from peers.
     pub learned_prefixes: usize,
-    /// Pod routes the installer keeps in the kernel.
+    /// Pod routes the installer keeps in the kernel (the first 1,000).
     pub installed_pod_routes: Vec<InstalledRoute>,
+    /// How many pod routes the installer keeps in the kernel.
+    pub installed_pod_route_count: usize,
+    /// Learned prefixes refused (never installed), counted per reason.
+    pub refused_pod_routes: BTreeMap<String, usize>,
 }
 
 /// `1h2m3s`-style duration.
@@ -199,7 +207,23 @@ impl StatusReport {
                 cidrs.join(", ")
             }
         );
+        for p in self.peers.iter().filter(|p| p.max_prefix_ceases > 0) {
+            let limit = p.max_prefixes.map_or("-".into(), |l| l.to_string());
+            let _ = writeln!(
+                o,
+                "Maximum prefixes exceeded: {} ({} times, limit {limit})",
+                p.peer, p.max_prefix_ceases
+            );
+        }
         let _ = writeln!(o, "Prefixes learned from peers: {}", self.learned_prefixes);
+        if !self.refused_pod_routes.is_empty() {
+            let counts: Vec<String> = self
+                .refused_pod_routes
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            let _ = writeln!(o, "Learned routes refused: {}", counts.join(", "));
+        }
         let _ = writeln!(o, "Installed pod routes:");
         if self.installed_pod_routes.is_empty() {
             let _ = writeln!(o, "  (none)");
@@ -211,6 +235,18 @@ impl StatusReport {
                 let _ = write!(o, "  (error: {e})");
             }
             let _ = writeln!(o);
+        }
+        let shown = self
+            .installed_pod_routes
+            .iter()
+            .filter(|r| r.error.is_none())
+            .count();
+        if self.installed_pod_route_count > shown {
+            let _ = writeln!(
+                o,
+                "  ... {} installed in all",
+                self.installed_pod_route_count
+            );
         }
         o
     }
@@ -270,6 +306,8 @@ mod tests {
                     updates_sent: 3,
                     updates_received: 2,
                     last_error: None,
+                    max_prefixes: Some(5000),
+                    max_prefix_ceases: 0,
                 },
                 PeerReport {
                     peer: "172.17.0.9:179".into(),
@@ -284,6 +322,8 @@ mod tests {
                     updates_sent: 0,
                     updates_received: 0,
                     last_error: Some("connect: Connection refused".into()),
+                    max_prefixes: Some(5000),
+                    max_prefix_ceases: 2,
                 },
             ],
             announced_services: BTreeMap::from([(
@@ -298,6 +338,8 @@ mod tests {
                 next_hops: vec!["172.17.0.22".parse().unwrap()],
                 error: None,
             }],
+            installed_pod_route_count: 1,
+            refused_pod_routes: BTreeMap::from([("martian".into(), 3), ("peer_address".into(), 1)]),
         }
     }
 
@@ -316,6 +358,8 @@ mod tests {
             "apps/out: IP 203.0.113.1",
             "Pod CIDRs advertised: 10.244.1.0/24",
             "10.244.2.0/24 via 172.17.0.22",
+            "Maximum prefixes exceeded: 172.17.0.9:179 (2 times, limit 5000)",
+            "Learned routes refused: martian 3, peer_address 1",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

@@ -1,6 +1,6 @@
 //! End to end with real BGP: two gobgpd "routers" announce pod CIDRs to our in-process
 //! ferrolb-bgp speaker in a node namespace; the pod route reconciler (fed by the
-//! speaker's events) installs them in the node's kernel with our protocol number, ECMP
+//! speaker's learned-route feed, as in the daemon) installs them in the node's kernel with our protocol number, ECMP
 //! across the routers, and removes them on withdraw and on session loss.
 
 use std::collections::BTreeSet;
@@ -15,7 +15,7 @@ use ferrolb_netns::{
     Family, GobgpConfig, GobgpNeighbor, Gobgpd, KernelRoute, Lab, Netns, require_root,
     wait_for_state,
 };
-use ferrolb_speaker::podroutes::{PodRoutes, PodRoutesHandle, PodRoutesOptions, ROUTE_PROTOCOL};
+use ferrolb_speaker::podroutes::{FEED_CAPACITY, PodRoutes, PodRoutesOptions, ROUTE_PROTOCOL};
 use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -64,19 +64,13 @@ impl NsRuntime {
     }
 }
 
-/// Waits until every peer is Established, feeding every event (routes may arrive
-/// first) to the reconciler.
-async fn wait_established(
-    events: &mut UnboundedReceiver<SpeakerEvent>,
-    routes: &PodRoutesHandle,
-    peers: &[IpAddr],
-) {
+/// Waits until every peer is Established.
+async fn wait_established(events: &mut UnboundedReceiver<SpeakerEvent>, peers: &[IpAddr]) {
     let mut up: BTreeSet<IpAddr> = BTreeSet::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while up.len() < peers.len() {
         match tokio::time::timeout_at(deadline, events.recv()).await {
             Ok(Some(ev)) => {
-                routes.speaker_event(&ev);
                 if let SpeakerEvent::PeerStateChanged {
                     peer,
                     to: State::Established,
@@ -167,22 +161,19 @@ fn learned_pod_cidrs_are_installed_with_ecmp_and_removed_on_withdraw_and_session
             exclusions: [our_pod_cidr, lb_ip].into_iter().collect(),
             ..Default::default()
         };
-        let (routes, _task) = PodRoutes::spawn(opts);
-        let (speaker, mut events) =
-            Speaker::new(SpeakerConfig::new(Ipv4Addr::new(10, 1, 0, 2))).expect("speaker");
+        let (speaker, mut events, learned) = Speaker::with_learned_feed(
+            SpeakerConfig::new(Ipv4Addr::new(10, 1, 0, 2)),
+            FEED_CAPACITY,
+        )
+        .expect("speaker");
+        let (routes, _task) = PodRoutes::spawn(opts, learned);
         speaker
             .add_peer(PeerConfig::new(peer1, OUR_AS, 65001))
             .expect("peer 1");
         speaker
             .add_peer(PeerConfig::new(peer2, OUR_AS, 65002))
             .expect("peer 2");
-        wait_established(&mut events, &routes, &[peer1, peer2]).await;
-        let feed = routes.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                feed.speaker_event(&ev);
-            }
-        });
+        wait_established(&mut events, &[peer1, peer2]).await;
         (speaker, routes)
     });
 

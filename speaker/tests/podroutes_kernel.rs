@@ -9,8 +9,8 @@ use std::time::Duration;
 use ferrolb_netns::{Family, KernelRoute, Lab, Netns, Veth, require_root, wait_for_state};
 use ferrolb_speaker::podroutes::desired::InstalledRoute;
 use ferrolb_speaker::podroutes::{
-    DEFAULT_METRIC, KernelRoutes, NextHops, PodRoutes, PodRoutesHandle, PodRoutesOptions,
-    ROUTE_PROTOCOL, SkipReason,
+    DEFAULT_METRIC, FEED_CAPACITY, KernelRoutes, LearnedSender, NextHops, PodRoutes,
+    PodRoutesHandle, PodRoutesOptions, ROUTE_PROTOCOL, SkipReason, learned_feed,
 };
 use ipnet::IpNet;
 
@@ -308,7 +308,8 @@ fn start_removes_stale_routes_of_a_previous_run_only() {
         netns: Some(t.netns_path()),
         ..Default::default()
     };
-    let (h, task) = rt.block_on(async { PodRoutes::spawn(opts) });
+    let (_feed, learned) = learned_feed(FEED_CAPACITY);
+    let (h, task) = rt.block_on(async { PodRoutes::spawn(opts, learned) });
 
     // No explicit pass: the start-up pass alone removes them.
     for stale in ["10.244.9.0/24", "10.244.8.0/24", "fd00:244:9::/64"] {
@@ -330,10 +331,12 @@ fn start_removes_stale_routes_of_a_previous_run_only() {
         .expect("task ends when the handles are dropped");
 }
 
+/// A reconciler with short timers, and the learned-route feed that drives it (the one
+/// the BGP speaker's sessions write to in the daemon).
 fn spawn_fast(
     t: &Topo,
     rt: &tokio::runtime::Runtime,
-) -> (PodRoutesHandle, tokio::task::JoinHandle<()>) {
+) -> (PodRoutesHandle, LearnedSender, tokio::task::JoinHandle<()>) {
     let opts = PodRoutesOptions {
         netns: Some(t.netns_path()),
         resync_interval: Duration::from_millis(300),
@@ -341,7 +344,9 @@ fn spawn_fast(
         retry_interval: Duration::from_millis(200),
         ..Default::default()
     };
-    rt.block_on(async { PodRoutes::spawn(opts) })
+    let (feed, learned) = learned_feed(FEED_CAPACITY);
+    let (h, task) = rt.block_on(async { PodRoutes::spawn(opts, learned) });
+    (h, feed, task)
 }
 
 #[test]
@@ -351,14 +356,14 @@ fn reconciler_follows_learned_routes_and_repairs_hand_deleted_ones() {
     }
     let t = Topo::new();
     let rt = runtime();
-    let (h, _task) = spawn_fast(&t, &rt);
+    let (h, feed, _task) = spawn_fast(&t, &rt);
     let p = ours();
     let (peer_a, peer_b) = (ip("10.1.0.1"), ip("10.2.0.1"));
     let pod3 = net("10.244.3.0/24");
 
     // Two peers offer the same prefix: ECMP.
-    h.learned(peer_a, pod3, ip("10.1.0.1"));
-    h.learned(peer_b, pod3, ip("10.2.0.1"));
+    feed.learned(peer_a, pod3, ip("10.1.0.1"));
+    feed.learned(peer_b, pod3, ip("10.2.0.1"));
     let both = hops(&["10.1.0.1", "10.2.0.1"]);
     t.wait_routes("ECMP route installed", pod3, &p, |rs| {
         rs.len() == 1 && gateways(&rs[0]) == both
@@ -402,11 +407,12 @@ fn reconciler_follows_learned_routes_and_repairs_hand_deleted_ones() {
     });
 
     // One peer withdraws: single next hop. Then the other peer goes down: gone.
-    h.withdrawn(peer_a, pod3);
+    feed.withdrawn(peer_a, pod3);
     t.wait_routes("withdrawn path removed", pod3, &p, |rs| {
         rs.len() == 1 && gateways(&rs[0]) == hops(&["10.2.0.1"])
     });
-    h.peer_down(peer_b);
+    // (A session going down withdraws each of its routes, as the speaker does.)
+    feed.withdrawn(peer_b, pod3);
     t.wait_routes("route removed on peer down", pod3, &p, |rs| rs.is_empty());
 
     // Exclusions: our own pod CIDR and a LoadBalancer IP are never installed; our own
@@ -414,10 +420,10 @@ fn reconciler_follows_learned_routes_and_repairs_hand_deleted_ones() {
     let own = net("10.244.1.0/24");
     let lb = net("10.244.200.10/32");
     h.set_exclusions([own, lb].into_iter().collect());
-    h.learned(peer_a, own, ip("10.1.0.1"));
-    h.learned(peer_a, lb, ip("10.1.0.1"));
-    h.learned(peer_a, net("10.244.4.0/24"), ip("10.1.0.2")); // the node's own address
-    h.learned(peer_a, net("10.244.5.0/24"), ip("10.1.0.1"));
+    feed.learned(peer_a, own, ip("10.1.0.1"));
+    feed.learned(peer_a, lb, ip("10.1.0.1"));
+    feed.learned(peer_a, net("10.244.4.0/24"), ip("10.1.0.2")); // the node's own address
+    feed.learned(peer_a, net("10.244.5.0/24"), ip("10.1.0.1"));
     t.wait_routes("allowed route installed", net("10.244.5.0/24"), &p, |rs| {
         rs.len() == 1
     });
@@ -471,11 +477,11 @@ fn netlink_errors_are_retried_not_fatal() {
     }
     let t = Topo::new();
     let rt = runtime();
-    let (h, task) = spawn_fast(&t, &rt);
+    let (h, feed, task) = spawn_fast(&t, &rt);
     let p = ours();
     let pod = net("10.244.7.0/24");
     // The gateway is not reachable yet: the kernel refuses the route.
-    h.learned(ip("10.1.0.1"), pod, ip("10.77.0.1"));
+    feed.learned(ip("10.1.0.1"), pod, ip("10.77.0.1"));
     let report = rt.block_on(h.reconcile_now()).expect("pass");
     assert_eq!(
         report.failed, 1,
@@ -494,30 +500,44 @@ fn netlink_errors_are_retried_not_fatal() {
         netns: Some(PathBuf::from("/var/run/netns/ferrolb-no-such-namespace")),
         ..Default::default()
     };
-    let (h2, task2) = rt.block_on(async { PodRoutes::spawn(opts) });
+    let (_feed2, learned2) = learned_feed(FEED_CAPACITY);
+    let (h2, task2) = rt.block_on(async { PodRoutes::spawn(opts, learned2) });
     let report = rt.block_on(h2.reconcile_now()).expect("pass");
     assert_eq!(report.failed, 1, "{report:?}");
     assert!(!task2.is_finished());
 }
 
-/// The daemon's pod-route installer, fed through the same channels the speaker uses.
+/// The daemon's pod-route installer, fed through the same channels the speaker uses:
+/// the learned-route feed (which the BGP sessions write to), the daemon's context and
+/// the Nodes' pod CIDRs.
 struct RunningInstaller {
-    learned: tokio::sync::watch::Sender<ferrolb_speaker::learned::LearnedRoutes>,
-    report: tokio::sync::watch::Receiver<Vec<ferrolb_speaker::learned::InstalledRoute>>,
+    routes: LearnedSender,
+    context: tokio::sync::watch::Sender<ferrolb_speaker::learned::PodRouteContext>,
+    report: tokio::sync::watch::Receiver<ferrolb_speaker::learned::PodRouteReport>,
     cancel: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    _node_pod_cidrs: tokio::sync::watch::Sender<Option<BTreeSet<IpNet>>>,
 }
 
 impl RunningInstaller {
-    fn start(rt: &tokio::runtime::Runtime, opts: PodRoutesOptions) -> RunningInstaller {
-        use ferrolb_speaker::learned::{LearnedRoutes, PodRouteFeed};
+    fn start(
+        rt: &tokio::runtime::Runtime,
+        opts: PodRoutesOptions,
+        node_pod_cidrs: Option<&[&str]>,
+    ) -> RunningInstaller {
+        use ferrolb_speaker::learned::{PodRouteContext, PodRouteFeed, PodRouteReport};
         use tokio::sync::watch;
 
-        let (learned, learned_rx) = watch::channel(LearnedRoutes::default());
-        let (report_tx, report) = watch::channel(Vec::new());
+        let (routes, learned) = learned_feed(FEED_CAPACITY);
+        let (context, context_rx) = watch::channel(PodRouteContext::default());
+        let cidrs = node_pod_cidrs.map(|l| l.iter().map(|s| net(s)).collect());
+        let (node_tx, node_rx) = watch::channel(cidrs);
+        let (report_tx, report) = watch::channel(PodRouteReport::default());
         let cancel = tokio_util::sync::CancellationToken::new();
         let feed = PodRouteFeed {
-            learned: learned_rx,
+            routes: learned,
+            context: context_rx,
+            node_pod_cidrs: node_rx,
             report: report_tx,
             cancel: cancel.clone(),
         };
@@ -526,10 +546,12 @@ impl RunningInstaller {
             ferrolb_speaker::podroutes::installer(opts)(feed)
         };
         RunningInstaller {
-            learned,
+            routes,
+            context,
             report,
             cancel,
             task,
+            _node_pod_cidrs: node_tx,
         }
     }
 
@@ -542,7 +564,7 @@ impl RunningInstaller {
 
 #[test]
 fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
-    use ferrolb_speaker::learned::{InstalledRoute as Row, LearnedRoutes};
+    use ferrolb_speaker::learned::{InstalledRoute as Row, PodRouteContext};
 
     if skip() {
         return;
@@ -558,31 +580,21 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
             retry_interval: Duration::from_millis(200),
             ..Default::default()
         },
+        Some(&["10.244.0.0/16"]),
     );
-    let (learned_tx, report_rx) = (&inst.learned, &inst.report);
+    let (feed, report_rx) = (&inst.routes, &inst.report);
 
     let pod3 = net("10.244.3.0/24");
     let own = net("10.244.1.0/24");
     let unreachable = net("10.244.7.0/24");
-    let mut table = LearnedRoutes {
+    inst.context.send_replace(PodRouteContext {
         local_pod_cidrs: vec![own],
         ..Default::default()
-    };
-    table.routes.insert(
-        pod3,
-        [
-            (ip("10.1.0.1"), ip("10.1.0.1")),
-            (ip("10.2.0.1"), ip("10.2.0.1")),
-        ]
-        .into(),
-    );
-    table
-        .routes
-        .insert(own, [(ip("10.1.0.1"), ip("10.1.0.1"))].into());
-    table
-        .routes
-        .insert(unreachable, [(ip("10.1.0.1"), ip("10.77.0.1"))].into());
-    learned_tx.send_replace(table);
+    });
+    feed.learned(ip("10.1.0.1"), pod3, ip("10.1.0.1"));
+    feed.learned(ip("10.2.0.1"), pod3, ip("10.2.0.1"));
+    feed.learned(ip("10.1.0.1"), own, ip("10.1.0.1"));
+    feed.learned(ip("10.1.0.1"), unreachable, ip("10.77.0.1"));
 
     let both = hops(&["10.1.0.1", "10.2.0.1"]);
     t.wait_routes("ECMP route from the feed", pod3, &p, |rs| {
@@ -591,7 +603,7 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
     let rows = wait_for_state(
         "installer report",
         WAIT,
-        || Ok(report_rx.borrow().clone()),
+        || Ok(report_rx.borrow().routes.clone()),
         |rows: &Vec<Row>| rows.len() == 2,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -605,18 +617,13 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
         "our own pod CIDR (from the feed) is excluded"
     );
 
-    // A new table without the route: it goes.
-    let mut table = learned_tx.borrow().clone();
-    table.routes.remove(&pod3);
-    learned_tx.send_replace(table);
+    // Withdrawn by both peers: it goes.
+    feed.withdrawn(ip("10.1.0.1"), pod3);
+    feed.withdrawn(ip("10.2.0.1"), pod3);
     t.wait_routes("route gone with the table", pod3, &p, |rs| rs.is_empty());
 
     // Back again, then shutdown removes it.
-    let mut table = learned_tx.borrow().clone();
-    table
-        .routes
-        .insert(pod3, [(ip("10.1.0.1"), ip("10.1.0.1"))].into());
-    learned_tx.send_replace(table);
+    feed.learned(ip("10.1.0.1"), pod3, ip("10.1.0.1"));
     t.wait_routes("route back", pod3, &p, |rs| rs.len() == 1);
     inst.stop(&rt);
     assert!(ours_for(&t, pod3).is_empty(), "shutdown removes our routes");
@@ -633,13 +640,13 @@ fn ecmp_route_goes_in_over_the_usable_next_hops_and_recovers() {
     }
     let t = Topo::new();
     let rt = runtime();
-    let (h, _task) = spawn_fast(&t, &rt);
+    let (h, feed, _task) = spawn_fast(&t, &rt);
     let p = ours();
     let pod4 = net("10.244.4.0/24");
-    h.learned(ip("10.1.0.1"), pod4, ip("10.1.0.1"));
-    h.learned(ip("10.2.0.1"), pod4, ip("10.2.0.1"));
+    feed.learned(ip("10.1.0.1"), pod4, ip("10.1.0.1"));
+    feed.learned(ip("10.2.0.1"), pod4, ip("10.2.0.1"));
     // A third peer offers a next hop on no connected network.
-    h.learned(ip("10.3.0.1"), pod4, ip("10.77.0.1"));
+    feed.learned(ip("10.3.0.1"), pod4, ip("10.77.0.1"));
     let report = rt.block_on(h.reconcile_now()).expect("pass");
     assert_eq!(report.failed, 1, "partial install is retried: {report:?}");
     let two = hops(&["10.1.0.1", "10.2.0.1"]);
@@ -692,8 +699,8 @@ fn ecmp_route_goes_in_over_the_usable_next_hops_and_recovers() {
     // the other link, and gets both once the link is back.
     t.node.set_link(&t.v2.b, false).expect("link down");
     let pod5 = net("10.244.5.0/24");
-    h.learned(ip("10.1.0.1"), pod5, ip("10.1.0.1"));
-    h.learned(ip("10.2.0.1"), pod5, ip("10.2.0.1"));
+    feed.learned(ip("10.1.0.1"), pod5, ip("10.1.0.1"));
+    feed.learned(ip("10.2.0.1"), pod5, ip("10.2.0.1"));
     t.wait_routes("route over the remaining link", pod5, &p, |rs| {
         rs.len() == 1 && gateways(&rs[0]) == hops(&["10.1.0.1"])
     });
@@ -709,7 +716,6 @@ fn ecmp_route_goes_in_over_the_usable_next_hops_and_recovers() {
 fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
     use clap::Parser;
     use ferrolb_speaker::cli::Cli;
-    use ferrolb_speaker::learned::LearnedRoutes;
 
     if skip() {
         return;
@@ -734,22 +740,21 @@ fn pod_route_allow_flag_keeps_leaked_routes_out_of_the_kernel() {
             coalesce: Duration::from_millis(20),
             ..cli.pod_routes_options()
         },
+        None,
     );
 
     let pod = net("10.244.3.0/24");
     let leaked = net("192.0.2.0/24");
     let pod6 = net("fd00:10:244:3::/64");
     let leaked6 = net("2001:db8::/48");
-    let mut table = LearnedRoutes::default();
     for (prefix, nh) in [
         (pod, "10.1.0.1"),
         (leaked, "10.1.0.1"),
         (pod6, "fd01::1"),
         (leaked6, "fd01::1"),
     ] {
-        table.routes.insert(prefix, [(ip(nh), ip(nh))].into());
+        inst.routes.learned(ip(nh), prefix, ip(nh));
     }
-    inst.learned.send_replace(table);
 
     // One pass handles the whole table: once the allowed routes are in, the others were
     // considered too.
@@ -784,7 +789,8 @@ fn two_thousand_ecmp_routes_install_and_go_away() {
         resync_interval: Duration::from_secs(600),
         ..Default::default()
     };
-    let (h, _task) = rt.block_on(async { PodRoutes::spawn(opts) });
+    let (feed, learned) = learned_feed(FEED_CAPACITY);
+    let (h, _task) = rt.block_on(async { PodRoutes::spawn(opts, learned) });
     rt.block_on(h.reconcile_now()).expect("start-up pass");
     let (a, b) = (ip("10.1.0.1"), ip("10.2.0.1"));
     let prefixes: Vec<IpNet> = (0..2000u32)
@@ -792,8 +798,8 @@ fn two_thousand_ecmp_routes_install_and_go_away() {
         .collect();
     let started = std::time::Instant::now();
     for p in &prefixes {
-        h.learned(a, *p, a);
-        h.learned(b, *p, b);
+        feed.learned(a, *p, a);
+        feed.learned(b, *p, b);
     }
     let report = rt.block_on(h.reconcile_now()).expect("pass");
     let install = started.elapsed();
@@ -822,8 +828,11 @@ fn two_thousand_ecmp_routes_install_and_go_away() {
     );
 
     let started = std::time::Instant::now();
-    h.peer_down(a);
-    h.peer_down(b);
+    // Both sessions go down: the speaker withdraws each of their routes.
+    for p in &prefixes {
+        feed.withdrawn(a, *p);
+        feed.withdrawn(b, *p);
+    }
     let report = rt.block_on(h.reconcile_now()).expect("pass");
     let remove = started.elapsed();
     assert_eq!(

@@ -1,23 +1,25 @@
 //! End-to-end tests of the dual-stack lab (issue 16, phase A): the same lab as
 //! `e2e_lab.rs` with IPv6 on both segments and in the pods, an IPv6 BGP session per node
 //! beside the IPv4 one, the seed pool with an IPv6 range, and the demo Service as
-//! `RequireDualStack`. Each test builds its own lab with unique names and tears it down on
-//! drop, also on panic; root is required (skipped with a message otherwise).
+//! `RequireDualStack`. Each test runs on both API servers (`NAME::lab`, `NAME::real`: the
+//! real kube-apiserver with a dual-stack Service range), builds its own lab with unique
+//! names and tears it down on drop, also on panic; root is required (skipped with a
+//! message otherwise).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ferrolb_lab::netlab::NetLab;
+use ferrolb_lab::netlab::{ApiServerKind, NetLab};
 use ferrolb_lab::router::RouterKind;
 use ferrolb_lab::topology::{self, Names, addr, addr6};
 use ferrolb_lab::{demo, k8s};
 use ferrolb_netns::Family;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-/// A dual-stack lab with `router`, or `None` (with a message) without root or without the
-/// router's binaries.
-fn up(router: RouterKind, hold_time: Option<u32>) -> Option<NetLab> {
+/// A dual-stack lab with `router` on API server `kind`, or `None` (with a message) without
+/// root or without the router's binaries.
+fn up(kind: ApiServerKind, router: RouterKind, hold_time: Option<u32>) -> Option<NetLab> {
     if let Err(skip) = ferrolb_netns::require_root() {
         eprintln!("{skip}");
         return None;
@@ -29,9 +31,10 @@ fn up(router: RouterKind, hold_time: Option<u32>) -> Option<NetLab> {
     }
     let mut spec = ferrolb_lab::testing::spec().expect("lab spec (binaries)");
     spec.router = router;
+    spec.apiserver = kind;
     spec.set_dual_stack(true);
     spec.config = topology::dual_stack_config(hold_time);
-    Some(NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{router:?}: {e:#}")))
+    Some(NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{router:?} {kind:?}: {e:#}")))
 }
 
 /// The speaker's kernel protocol number for pod routes (its README), written out here so
@@ -168,9 +171,8 @@ fn check_ipv6(lab: &NetLab, kind: RouterKind) {
     }
 }
 
-#[test]
-fn dual_stack_service_over_ipv6_with_gobgp() {
-    let Some(lab) = up(RouterKind::Gobgp, None) else {
+fn dual_stack_service_over_ipv6_with_gobgp(kind: ApiServerKind) {
+    let Some(lab) = up(kind, RouterKind::Gobgp, None) else {
         return;
     };
     check_ipv6(&lab, RouterKind::Gobgp);
@@ -195,17 +197,15 @@ fn dual_stack_service_over_ipv6_with_gobgp() {
     }
 }
 
-#[test]
-fn dual_stack_service_over_ipv6_with_bird() {
-    let Some(lab) = up(RouterKind::Bird, None) else {
+fn dual_stack_service_over_ipv6_with_bird(kind: ApiServerKind) {
+    let Some(lab) = up(kind, RouterKind::Bird, None) else {
         return;
     };
     check_ipv6(&lab, RouterKind::Bird);
 }
 
-#[test]
-fn dual_stack_service_over_ipv6_with_frr() {
-    let Some(lab) = up(RouterKind::Frr, None) else {
+fn dual_stack_service_over_ipv6_with_frr(kind: ApiServerKind) {
+    let Some(lab) = up(kind, RouterKind::Frr, None) else {
         return;
     };
     check_ipv6(&lab, RouterKind::Frr);
@@ -216,10 +216,9 @@ fn dual_stack_service_over_ipv6_with_frr() {
 /// pod CIDRs of both families leave node 1's kernel; IPv6 traffic keeps flowing over nodes
 /// 1 and 2. With BIRD as the router: gobgpd 3.10 never withdraws node 3's pod CIDRs from
 /// the other nodes (no UPDATE on the wire; see docs/lab.md, "Dual stack").
-#[test]
-fn node_down_removes_both_families_next_hops() {
+fn node_down_removes_both_families_next_hops(kind: ApiServerKind) {
     const HOLD: u32 = 3;
-    let Some(lab) = up(RouterKind::Bird, Some(HOLD)) else {
+    let Some(lab) = up(kind, RouterKind::Bird, Some(HOLD)) else {
         return;
     };
     let (h4, h6) = ready(&lab);
@@ -261,3 +260,10 @@ fn node_down_removes_both_families_next_hops() {
         "IPv6 traffic over the remaining nodes"
     );
 }
+
+ferrolb_kubeapi::on_both_kinds!(
+    dual_stack_service_over_ipv6_with_gobgp,
+    dual_stack_service_over_ipv6_with_bird,
+    dual_stack_service_over_ipv6_with_frr,
+    node_down_removes_both_families_next_hops,
+);

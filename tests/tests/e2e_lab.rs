@@ -1,6 +1,8 @@
 //! End-to-end tests over the full netns lab (issue 5 item 4): real `ferrolb-controller`,
-//! `ferrolb-speaker` per node, the lab API server, gobgpd + fib-sync on the router, the
-//! kube-proxy stand-in and demo pods. Each test builds its own lab with names unique to the
+//! `ferrolb-speaker` per node, gobgpd + fib-sync on the router, the kube-proxy stand-in and
+//! demo pods, each test on both API servers (`NAME::lab`: the lab API server; `NAME::real`:
+//! kube-apiserver v1.28.7 + etcd in the lab's master namespace, the components with their
+//! ServiceAccount tokens and the manifests' RBAC). Each test builds its own lab with names unique to the
 //! run (`flb-{pid}-{sfx}-*`, never the `ferrolb-*` names of the CLI's lab), so they run in
 //! parallel with each other and with a running `ferrolb-lab` lab; the lab is torn down when
 //! the test ends, also on panic.
@@ -13,17 +15,18 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::k8s;
-use ferrolb_lab::netlab::NetLab;
+use ferrolb_lab::netlab::{ApiServerKind, NetLab};
 use ferrolb_lab::topology::{self, Names, addr};
 use ferrolb_netns::Signal;
 use ipnet::{IpNet, Ipv4Net};
 
-fn up(config: Option<String>) -> Option<NetLab> {
+fn up(kind: ApiServerKind, config: Option<String>) -> Option<NetLab> {
     if let Err(skip) = ferrolb_netns::require_root() {
         eprintln!("{skip}");
         return None;
     }
     let mut spec = ferrolb_lab::testing::spec().expect("lab spec (binaries)");
+    spec.apiserver = kind;
     if let Some(c) = config {
         spec.config = c;
     }
@@ -64,9 +67,8 @@ fn time_until_paths(lab: &NetLab, prefix: IpNet, want: &[IpAddr], timeout: Durat
     start.elapsed()
 }
 
-#[test]
-fn ecmp_client_traffic_controller_restart_and_bad_config() {
-    let Some(lab) = up(None) else { return };
+fn ecmp_client_traffic_controller_restart_and_bad_config(kind: ApiServerKind) {
+    let Some(lab) = up(kind, None) else { return };
     let ip = ready(&lab);
     assert!(
         "172.17.254.0/24".parse::<Ipv4Net>().unwrap().contains(&ip),
@@ -117,6 +119,10 @@ fn ecmp_client_traffic_controller_restart_and_bad_config() {
             Ok(list
                 .items
                 .into_iter()
+                // Not the real server's own `default/kubernetes` (ClusterIP) Service.
+                .filter(|s| {
+                    s.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer")
+                })
                 .map(|s| {
                     let ip = s
                         .status
@@ -169,9 +175,8 @@ fn ecmp_client_traffic_controller_restart_and_bad_config() {
     }
 }
 
-#[test]
-fn local_policy_scaled_to_one_node_keeps_one_path() {
-    let Some(lab) = up(None) else { return };
+fn local_policy_scaled_to_one_node_keeps_one_path(kind: ApiServerKind) {
+    let Some(lab) = up(kind, None) else { return };
     assert_eq!(lab.spec().policy, "Local");
     let ip = ready(&lab);
     // "Scale" the workload to node 1's pods: the other nodes' EndpointSlices become empty.
@@ -195,10 +200,12 @@ fn local_policy_scaled_to_one_node_keeps_one_path() {
     time_until_paths(&lab, host(ip), &nodes(&[1, 2, 3]), Duration::from_secs(10));
 }
 
-#[test]
-fn paths_leave_on_kill_sigterm_and_silent_node() {
+fn paths_leave_on_kill_sigterm_and_silent_node(kind: ApiServerKind) {
     const HOLD: u32 = 3;
-    let Some(lab) = up(Some(ferrolb_lab::testing::config_with_hold_time(HOLD))) else {
+    let Some(lab) = up(
+        kind,
+        Some(ferrolb_lab::testing::config_with_hold_time(HOLD)),
+    ) else {
         return;
     };
     let ip = ready(&lab);
@@ -229,9 +236,8 @@ fn paths_leave_on_kill_sigterm_and_silent_node() {
     assert!(t <= Duration::from_secs(u64::from(HOLD) + 2), "took {t:?}");
 }
 
-#[test]
-fn pod_cidr_routing_client_to_pod_and_pod_to_pod() {
-    let Some(lab) = up(None) else { return };
+fn pod_cidr_routing_client_to_pod_and_pod_to_pod(kind: ApiServerKind) {
+    let Some(lab) = up(kind, None) else { return };
     lab.wait_sessions(3, Duration::from_secs(30))
         .expect("3 BGP sessions");
     // Pod CIDRs are on the router, each via its node; client -> pod works over them.
@@ -266,8 +272,7 @@ fn pod_cidr_routing_client_to_pod_and_pod_to_pod() {
 
 /// BIRD (`merge paths`) and FRR (zebra) as the router: both program the kernel themselves;
 /// same ECMP paths and traffic. FRR is skipped (with a message) where it is not installed.
-#[test]
-fn bird_and_frr_routers_install_ecmp_routes() {
+fn bird_and_frr_routers_install_ecmp_routes(apiserver: ApiServerKind) {
     use ferrolb_lab::router::RouterKind;
     if let Err(skip) = ferrolb_netns::require_root() {
         eprintln!("{skip}");
@@ -286,6 +291,7 @@ fn bird_and_frr_routers_install_ecmp_routes() {
         }
         let mut spec = ferrolb_lab::testing::spec().unwrap();
         spec.router = kind;
+        spec.apiserver = apiserver;
         let lab = NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{kind:?}: {e:#}"));
         let ip = ready(&lab);
         let routes = lab.router().fib().unwrap();
@@ -309,3 +315,11 @@ fn bird_and_frr_routers_install_ecmp_routes() {
         assert_eq!(nodes_seen.len(), 3, "{kind:?}: {answers:?}");
     }
 }
+
+ferrolb_kubeapi::on_both_kinds!(
+    ecmp_client_traffic_controller_restart_and_bad_config,
+    local_policy_scaled_to_one_node_keeps_one_path,
+    paths_leave_on_kill_sigterm_and_silent_node,
+    pod_cidr_routing_client_to_pod_and_pod_to_pod,
+    bird_and_frr_routers_install_ecmp_routes,
+);

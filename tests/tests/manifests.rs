@@ -8,9 +8,10 @@
 //!   exactly NET_ADMIN + NET_RAW, no RBAC wildcards, ...).
 //! * `kustomization.yaml` lists every manifest, the pod-network overlay patches what it
 //!   claims to, and (when `kubectl` is installed) `kubectl kustomize` builds both.
-//! * The core/v1 objects (Namespace, ConfigMap) are applied to the lab API server. It does
-//!   not serve apps/v1 or rbac.authorization.k8s.io, so the Deployment, DaemonSet and RBAC
-//!   objects are only checked offline here.
+//! * The core/v1 objects (Namespace, ConfigMap) are applied to the lab API server (it does
+//!   not serve apps/v1, rbac.authorization.k8s.io or flowcontrol), and **every** document
+//!   to the real kube-apiserver v1.28.7 with strict field validation, so its own schemas,
+//!   defaulting and admission accept them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -20,6 +21,7 @@ use std::process::Command;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Namespace, PodSpec, ServiceAccount};
+use k8s_openapi::api::flowcontrol::v1::FlowSchema;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
@@ -201,6 +203,7 @@ fn check_strict(doc: &Doc) -> Vec<String> {
         }
         ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(&doc.value),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(&doc.value),
+        ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema") => round_trip::<FlowSchema>(&doc.value),
         (v, k) => vec![format!(
             "apiVersion {v:?} kind {k:?} is not a kind ferrolb ships"
         )],
@@ -228,10 +231,10 @@ fn check_all_strict(docs: &[Doc]) -> Result<()> {
 fn every_manifest_document_is_strictly_valid() -> Result<()> {
     let docs = manifest_docs()?;
     // namespace, 2 ServiceAccounts, 2 ClusterRoles + bindings, 2 Roles + bindings,
-    // ConfigMap, Deployment, DaemonSet.
+    // FlowSchema, ConfigMap, Deployment, DaemonSet.
     assert_eq!(
         docs.len(),
-        14,
+        15,
         "documents: {:?}",
         docs.iter().map(Doc::location).collect::<Vec<_>>()
     );
@@ -569,7 +572,8 @@ fn triples(spec: &[(&str, &[&str], &[&str])]) -> BTreeSet<(String, String, Strin
 
 /// Watchers only (list + watch); tests/tests/rbac.rs checks the binaries' real calls.
 const READ: &[&str] = &["list", "watch"];
-const EVENTS: &[&str] = &["create"];
+/// A new Event, or a repeat counted into the existing one (client-go's aggregation).
+const EVENTS: &[&str] = &["create", "patch"];
 
 #[test]
 fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
@@ -632,8 +636,8 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
         expect("ClusterRole", "metallb-system:controller")?,
         triples(&[
             ("", &["services"], READ),
-            // The ip-allocated-from-pool annotation (controller/src/k8s/writer.rs).
-            ("", &["services"], &["patch"]),
+            // Status and the ip-allocated-from-pool annotation, one patch of the status
+            // subresource (controller/src/k8s/writer.rs).
             ("", &["services/status"], &["patch"]),
             ("", &["events"], EVENTS),
         ])
@@ -721,12 +725,74 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
     Ok(())
 }
 
+/// The FlowSchema puts exactly the controller's Lease requests (the verbs its Role grants)
+/// into the built-in `leader-election` priority level, ahead of `service-accounts`; the
+/// copy for Kubernetes < 1.29 is the same object in v1beta3.
+#[test]
+fn flowschema_gives_the_controllers_lease_traffic_its_own_priority_level() -> Result<()> {
+    let docs = manifest_docs()?;
+    let doc = find(&docs, "FlowSchema", "ferrolb-controller-leader-election")?;
+    let fs: FlowSchema = typed(doc)?;
+    let spec = fs.spec.context("spec")?;
+    assert_eq!(spec.priority_level_configuration.name, "leader-election");
+    let precedence = spec.matching_precedence.context("matchingPrecedence")?;
+    assert!(
+        (201..9000).contains(&precedence),
+        "after the system schemas, before service-accounts (9000): {precedence}"
+    );
+    let rules = spec.rules.unwrap_or_default();
+    assert_eq!(rules.len(), 1);
+    let subjects = &rules[0].subjects;
+    assert_eq!(subjects.len(), 1);
+    let sa = subjects[0]
+        .service_account
+        .as_ref()
+        .context("serviceAccount")?;
+    assert_eq!(
+        (sa.namespace.as_str(), sa.name.as_str()),
+        (NAMESPACE, "controller")
+    );
+    let rr = rules[0].resource_rules.as_deref().unwrap_or_default();
+    assert_eq!(rr.len(), 1);
+    assert_eq!(rr[0].api_groups, vec!["coordination.k8s.io"]);
+    assert_eq!(rr[0].resources, vec!["leases"]);
+    assert_eq!(
+        rr[0].namespaces.as_deref(),
+        Some(&[NAMESPACE.to_string()][..])
+    );
+    // The same verbs the controller's Role grants on leases.
+    let role: Role = typed(find(&docs, "Role", "controller")?)?;
+    let lease_verbs: Vec<String> = role
+        .rules
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.resources.iter().flatten().any(|x| x == "leases"))
+        .flat_map(|r| r.verbs)
+        .collect();
+    assert_eq!(rr[0].verbs, lease_verbs);
+
+    let old = std::fs::read_to_string(manifests_dir().join("before-1.29/flowcontrol.yaml"))?;
+    let old_docs = parse_docs("manifests/before-1.29/flowcontrol.yaml", &old)?;
+    assert_eq!(old_docs.len(), 1);
+    let mut old_value = old_docs[0].value.clone();
+    assert_eq!(
+        old_value["apiVersion"],
+        json!("flowcontrol.apiserver.k8s.io/v1beta3")
+    );
+    old_value["apiVersion"] = json!("flowcontrol.apiserver.k8s.io/v1");
+    assert_eq!(
+        old_value, doc.value,
+        "the two FlowSchemas differ beyond apiVersion"
+    );
+    Ok(())
+}
+
 #[test]
 fn every_namespaced_object_is_in_metallb_system() -> Result<()> {
     for doc in manifest_docs()? {
         let namespaced = !matches!(
             doc.kind(),
-            "Namespace" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "FlowSchema"
         );
         let ns = doc
             .value
@@ -1038,6 +1104,90 @@ async fn namespace_and_config_apply_to_the_lab_api_server() -> Result<()> {
     );
 
     server.shutdown().await;
+    Ok(())
+}
+
+/// Every manifest applied to the real kube-apiserver v1.28.7 (server-side apply with strict
+/// field validation: an unknown or misplaced field is a 4xx, not a silent drop), the
+/// FlowSchema in its v1beta3 form, and read back: the FlowSchema's priority level exists
+/// (not `Dangling`), the Deployment and DaemonSet keep their pod specs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_manifest_applies_to_the_real_kube_apiserver() -> Result<()> {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams, ValidationDirective};
+    use kube::core::{ApiResource, GroupVersionKind};
+
+    let Some(api) = ferrolb_kubeapi::TestApi::real(
+        "manifests::every_manifest_applies_to_the_real_kube_apiserver",
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    let client = api.client().await;
+    let mut docs: Vec<Doc> = manifest_docs()?
+        .into_iter()
+        .filter(|d| d.kind() != "FlowSchema")
+        .collect();
+    let old = std::fs::read_to_string(manifests_dir().join("before-1.29/flowcontrol.yaml"))?;
+    docs.extend(parse_docs("manifests/before-1.29/flowcontrol.yaml", &old)?);
+    // The Namespace first: everything else lives in it.
+    docs.sort_by_key(|d| d.kind() != "Namespace");
+    let mut params = PatchParams::apply("ferrolb-manifests-test").force();
+    params.field_validation = Some(ValidationDirective::Strict);
+    for doc in &docs {
+        let v = &doc.value;
+        let api_version = v["apiVersion"].as_str().context("apiVersion")?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let plural = format!("{}s", doc.kind().to_lowercase());
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, doc.kind()),
+            &plural,
+        );
+        let objects: Api<DynamicObject> = match v["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        objects
+            .patch(doc.name(), &params, &Patch::Apply(v))
+            .await
+            .with_context(|| format!("{} rejected by kube-apiserver", doc.location()))?;
+    }
+    let fs_api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("flowcontrol.apiserver.k8s.io", "v1beta3", "FlowSchema"),
+            "flowschemas",
+        ),
+    );
+    // The API server's own controller fills in the condition shortly after the write.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let fs = fs_api.get("ferrolb-controller-leader-election").await?;
+        let dangling = fs.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Dangling")
+            .map(|c| c["status"].clone());
+        if dangling == Some(json!("False")) {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "FlowSchema conditions: {}",
+            fs.data["status"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let d = deployments.get("controller").await?;
+    let want: Deployment = typed(find(&manifest_docs()?, "Deployment", "controller")?)?;
+    assert_eq!(
+        only_container(pod_spec_of_deployment(&d)?)?.args,
+        only_container(pod_spec_of_deployment(&want)?)?.args
+    );
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client, NAMESPACE);
+    assert!(daemonsets.get("speaker").await?.spec.is_some());
     Ok(())
 }
 

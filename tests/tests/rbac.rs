@@ -1,13 +1,21 @@
 //! The RBAC rules in `manifests/` cover every API call the binaries make — checked from what
-//! the code does, not by hand (issue 5, item 2).
+//! the code does, not by hand (issue 5, item 2), on both API servers (issue 11).
 //!
-//! Each component's real binary runs against a fresh lab API server
-//! ([`ferrolb_apiserver`], which records every request as the Kubernetes authorizer would see
-//! it: verb, group, resource/subresource, namespace, name) through a scenario that drives its
-//! code paths. Every recorded request is then evaluated against the Roles, ClusterRoles and
-//! bindings of `manifests/rbac-*.yaml` for that component's ServiceAccount, with Kubernetes
-//! RBAC semantics. The reverse is checked too: every (group, resource, verb) the manifests
-//! grant must have been used by the scenario, so the manifests stay least-privilege.
+//! Each component's real binary runs through a scenario that drives its code paths:
+//!
+//! - against a fresh **lab API server** ([`ferrolb_apiserver`], which records every request
+//!   as the Kubernetes authorizer would see it: verb, group, resource/subresource,
+//!   namespace, name), with a kubeconfig that is not authorized at all;
+//! - against the **real kube-apiserver** ([`ferrolb_kubeapi`]) with `manifests/namespace.yaml`,
+//!   `rbac-*.yaml` and `before-1.29/flowcontrol.yaml` (v1.28 serves FlowSchemas as v1beta3)
+//!   applied, the binary authenticating with its ServiceAccount's token (TokenRequest):
+//!   RBAC is enforced by the server itself, any 403 fails the test, and its audit log
+//!   provides the requests.
+//!
+//! Every recorded request is then evaluated against the Roles, ClusterRoles and bindings of
+//! `manifests/rbac-*.yaml` for that component's ServiceAccount, with Kubernetes RBAC
+//! semantics. The reverse is checked too: every (group, resource, verb) the manifests grant
+//! must have been used by the scenario, so the manifests stay least-privilege.
 //!
 //! Binaries come from `ferrolb_lab::testing::bin_dir()` (built on first use; see there).
 
@@ -17,7 +25,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use ferrolb_apiserver::{ApiServer, ApiServerHandle, AuditRecord};
+use ferrolb_apiserver::AuditRecord;
+use ferrolb_kubeapi::{AuditEvent, TestApi};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -57,14 +66,54 @@ struct Request {
     name: String,
 }
 
-impl Request {
-    fn from_audit(r: &AuditRecord) -> Self {
-        Self {
+/// One request a binary made, as the authorizer sees it, with the server's answer.
+#[derive(Debug, Clone)]
+struct Call {
+    /// `None` for a non-resource request (discovery, `/version`).
+    resource: Option<Request>,
+    verb: String,
+    /// The URL path of a non-resource request.
+    path: String,
+    status: u16,
+    user_agent: String,
+}
+
+impl Call {
+    /// From the lab API server's audit log.
+    fn from_lab(r: &AuditRecord) -> Self {
+        Call {
+            resource: r.is_resource_request().then(|| Request {
+                verb: r.verb.clone(),
+                group: r.api_group.clone(),
+                resource: r.resource_path(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            }),
             verb: r.verb.clone(),
-            group: r.api_group.clone(),
-            resource: r.resource_path(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
+            path: r.non_resource_path.clone(),
+            status: r.status,
+            user_agent: r.user_agent.clone(),
+        }
+    }
+
+    /// From kube-apiserver's audit log.
+    fn from_real(e: &AuditEvent) -> Self {
+        Call {
+            resource: e.object_ref.as_ref().map(|o| Request {
+                verb: e.verb.clone(),
+                group: o.api_group.clone(),
+                resource: if o.subresource.is_empty() {
+                    o.resource.clone()
+                } else {
+                    format!("{}/{}", o.resource, o.subresource)
+                },
+                namespace: o.namespace.clone(),
+                name: o.name.clone(),
+            }),
+            verb: e.verb.clone(),
+            path: e.path().to_string(),
+            status: e.code(),
+            user_agent: e.user_agent.clone(),
         }
     }
 }
@@ -283,8 +332,8 @@ impl Rbac {
 /// Non-resource URLs every authenticated client may GET on a real cluster (the default
 /// `system:discovery` and `system:public-info-viewer` ClusterRoles, bound to
 /// `system:authenticated`), so discovery needs nothing in our manifests.
-fn default_non_resource_allowed(r: &AuditRecord) -> bool {
-    let p = r.non_resource_path.trim_end_matches('/');
+fn default_non_resource_allowed(r: &Call) -> bool {
+    let p = r.path.trim_end_matches('/');
     r.verb == "get"
         && (matches!(
             p,
@@ -428,16 +477,89 @@ fn manifests_bind_both_accounts() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The lab world and the binaries
+// The world and the binaries
 // ---------------------------------------------------------------------------------------
 
-async fn client(server: &ApiServerHandle) -> Result<kube::Client> {
-    let mut cfg = server.kube_config().await?;
-    cfg.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(TEST_AGENT),
-    ));
-    Ok(kube::Client::try_from(cfg)?)
+/// The User-Agent of this test's own client, so its calls are told apart from the binary's
+/// on the lab server (which authenticates nobody).
+const TEST_AGENT: &str = "ferrolb-rbac-test";
+
+/// The API server of one scenario, with the manifests applied where they mean something.
+struct World {
+    api: TestApi,
+    kube: kube::Client,
+    dir: tempfile::TempDir,
+    /// Audit entries before this index belong to the setup.
+    audit_from: usize,
+}
+
+impl World {
+    async fn new(api: TestApi) -> Result<World> {
+        let mut cfg = api.admin_config().await;
+        cfg.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(TEST_AGENT),
+        ));
+        let kube = kube::Client::try_from(cfg)?;
+        if api.is_real() {
+            // The real thing: the manifests' Namespace, ServiceAccounts, RBAC and FlowSchema.
+            ferrolb_kubeapi::apply::apply_rbac_manifests(&kube, TEST_AGENT).await?;
+        } else {
+            create(
+                &kube,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+            )
+            .await?;
+        }
+        Ok(World {
+            api,
+            kube,
+            dir: tempfile::tempdir()?,
+            audit_from: 0,
+        })
+    }
+
+    /// The kubeconfig the binary of ServiceAccount `sa` runs with: its own token on the real
+    /// server, the (unauthorizing) lab server's otherwise.
+    async fn kubeconfig(&self, sa: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(format!("kubeconfig-{sa}"));
+        std::fs::write(
+            &path,
+            self.api.service_account_kubeconfig(NAMESPACE, sa).await,
+        )?;
+        Ok(path)
+    }
+
+    /// Forget what was recorded so far (the setup's calls).
+    fn clear_audit(&mut self) {
+        match (self.api.lab_server(), self.api.real_server()) {
+            (Some(lab), _) => lab.clear_audit(),
+            (_, Some(real)) => self.audit_from = real.audit().len(),
+            _ => {}
+        }
+    }
+
+    /// The calls ServiceAccount `sa`'s binary made since [`Self::clear_audit`].
+    fn binary_calls(&self, sa: &str) -> Vec<Call> {
+        match (self.api.lab_server(), self.api.real_server()) {
+            (Some(lab), _) => lab
+                .audit()
+                .iter()
+                .filter(|r| r.user_agent != TEST_AGENT)
+                .map(Call::from_lab)
+                .collect(),
+            (_, Some(real)) => {
+                let user = format!("system:serviceaccount:{NAMESPACE}:{sa}");
+                real.audit()
+                    .iter()
+                    .skip(self.audit_from)
+                    .filter(|e| e.user.username == user)
+                    .map(Call::from_real)
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Create an object of any served type from JSON.
@@ -479,18 +601,14 @@ fn lb_service(name: &str, annotations: Value) -> Value {
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": "default", "annotations": annotations},
         "spec": {"type": "LoadBalancer", "selector": {"app": name},
+                 "allocateLoadBalancerNodePorts": false,
                  "ports": [{"port": 80, "targetPort": 8080}]}
     })
 }
 
-/// The world both components see: namespace, ConfigMap, a Node, a LoadBalancer Service and
-/// its EndpointSlice with a ready endpoint on that Node.
+/// The world both components see: the ConfigMap, a Node, a LoadBalancer Service and its
+/// EndpointSlice with a ready endpoint on that Node.
 async fn seed(client: &kube::Client, node: &str) -> Result<()> {
-    create(
-        client,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
-    )
-    .await?;
     create(client, shipped_config()?).await?;
     create(
         client,
@@ -618,8 +736,8 @@ async fn service_ips(client: &kube::Client, name: &str) -> Result<Option<Vec<Str
         .filter(|ips| !ips.is_empty()))
 }
 
-async fn events_with_reason(client: &kube::Client, reason: &str) -> Result<Vec<Event>> {
-    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+async fn events_with_reason(client: &kube::Client, ns: &str, reason: &str) -> Result<Vec<Event>> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
     Ok(api
         .list(&Default::default())
         .await?
@@ -629,43 +747,58 @@ async fn events_with_reason(client: &kube::Client, reason: &str) -> Result<Vec<E
         .collect())
 }
 
-/// The User-Agent of this test's own client, so its calls are told apart from the binary's
-/// (kube's client sends none unless configured).
-const TEST_AGENT: &str = "ferrolb-rbac-test";
-
-/// The requests `server` recorded from anyone but this test (i.e. from the binary).
-fn binary_requests(server: &ApiServerHandle) -> Vec<AuditRecord> {
-    server
-        .audit()
-        .into_iter()
-        .filter(|r| r.user_agent != TEST_AGENT)
-        .collect()
+/// Waits for an Event with `reason` whose `count` reached `count` (an aggregated repeat).
+async fn wait_event_count(
+    kube: &kube::Client,
+    ns: &str,
+    reason: &str,
+    count: i32,
+    proc: &Proc,
+) -> Result<()> {
+    wait_for(
+        &format!("a {reason} event with count {count}"),
+        20,
+        proc,
+        || async {
+            Ok(events_with_reason(kube, ns, reason)
+                .await?
+                .iter()
+                .any(|e| e.count.unwrap_or(0) >= count)
+                .then_some(()))
+        },
+    )
+    .await
 }
 
-/// Check every recorded request against `sa`'s rules; return the distinct resource
-/// requests (for the reverse check). The failure lists each denied (verb, group,
-/// resource, namespace, name).
-fn check_audit(rbac: &Rbac, sa: &str, audit: &[AuditRecord]) -> Result<Vec<Request>> {
+/// Check every call against `sa`'s rules; return the distinct resource requests (for the
+/// reverse check). The failure lists each denied (verb, group, resource, namespace, name),
+/// and every call the server answered 403.
+fn check_calls(rbac: &Rbac, sa: &str, calls: &[Call]) -> Result<Vec<Request>> {
     let mut denied = BTreeSet::new();
     let mut kinds = BTreeSet::new();
-    for r in audit {
-        if !r.is_resource_request() {
+    for r in calls {
+        if r.status == 403 {
+            denied.insert(format!(
+                "{} {} answered 403 by the API server ({:?}, user-agent {:?})",
+                r.verb, r.path, r.resource, r.user_agent
+            ));
+        }
+        let Some(q) = &r.resource else {
             if !default_non_resource_allowed(r) {
                 denied.insert(format!(
                     "{} {} (non-resource URL, user-agent {:?})",
-                    r.verb, r.non_resource_path, r.user_agent
+                    r.verb, r.path, r.user_agent
                 ));
             }
             continue;
-        }
-        let q = Request::from_audit(r);
-        if !rbac.allowed(sa, &q) {
+        };
+        if !rbac.allowed(sa, q) {
             denied.insert(format!(
                 "verb={} group={:?} resource={} namespace={:?} name={:?} (HTTP {}, user-agent {:?})",
                 q.verb, q.group, q.resource, q.namespace, q.name, r.status, r.user_agent
             ));
         }
-        kinds.insert(q);
+        kinds.insert(q.clone());
     }
     ensure!(
         denied.is_empty(),
@@ -690,29 +823,19 @@ fn print_kinds(who: &str, kinds: &BTreeSet<(String, String, String)>) {
     }
 }
 
-/// Every permission granted to `sa` was used by `reqs`, except `unreachable` ones (each
-/// justified at the call site).
-fn check_all_used(
-    rbac: &Rbac,
-    sa: &str,
-    reqs: &[Request],
-    unreachable: &[Permission],
-) -> Result<()> {
+/// Every permission granted to `sa` was used by `reqs`.
+fn check_all_used(rbac: &Rbac, sa: &str, reqs: &[Request]) -> Result<()> {
     let used = rbac.used(sa, reqs);
     let unused: Vec<Permission> = rbac
         .permissions(sa)
         .into_iter()
         .filter(|p| !used.contains(p))
         .collect();
-    let (excused, bad): (Vec<_>, Vec<_>) =
-        unused.into_iter().partition(|p| unreachable.contains(p));
-    for p in &excused {
-        eprintln!("note: {sa}: {p:?} granted, not reachable in this scenario (see comment)");
-    }
     ensure!(
-        bad.is_empty(),
+        unused.is_empty(),
         "{sa}: granted but never used by the binary (remove from manifests/ or exercise it):\n  {}",
-        bad.iter()
+        unused
+            .iter()
             .map(|(role, g, r, v)| format!("{role}: group={g:?} resource={r} verb={v}"))
             .collect::<Vec<_>>()
             .join("\n  ")
@@ -724,19 +847,28 @@ fn check_all_used(
 // The scenarios
 // ---------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
-    let rbac = manifest_rbac()?;
-    let server = ApiServer::start().await?;
-    let kube = client(&server).await?;
-    seed(&kube, "node-1").await?;
-    // Only the binary's calls count: the seeding is forgotten, and this test's own calls
-    // during the scenario carry TEST_AGENT.
-    server.clear_audit();
+/// Two different texts with the same errors: the second `InvalidConfig` repeats the first.
+fn invalid_config(variant: &str) -> Value {
+    json!({"data": {"config": format!(
+        "address-pools:\n- name: bad\n  protocol: bgp\n  addresses: [10.0.0.0/33]\n# {variant}\n"
+    )}})
+}
 
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
+async fn controller_calls_are_all_allowed_and_all_rules_used(api: TestApi) {
+    controller_scenario(api)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+async fn controller_scenario(api: TestApi) -> Result<()> {
+    let rbac = manifest_rbac()?;
+    let mut world = World::new(api).await?;
+    let kube = world.kube.clone();
+    seed(&kube, "node-1").await?;
+    let kubeconfig = world.kubeconfig("controller").await?;
+    // Only the binary's calls count.
+    world.clear_audit();
+
     let args: Vec<String> = [
         "--kubeconfig",
         kubeconfig.to_str().context("path")?,
@@ -753,9 +885,9 @@ async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    let mut proc = Proc::spawn("ferrolb-controller", &args, dir.path())?;
+    let mut proc = Proc::spawn("ferrolb-controller", &args, world.dir.path())?;
 
-    // Initial sync + assignment: status write, annotation patch, event.
+    // Initial sync + assignment: status and annotation write, event.
     let ips = wait_for("web's IP", 30, &proc, || service_ips(&kube, "web")).await?;
     // The shipped pool is 172.17.254.0/24 with avoid-buggy-ips: .0 is skipped.
     assert_eq!(ips, vec!["172.17.254.1"]);
@@ -772,10 +904,7 @@ async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
         },
     )
     .await?;
-    wait_for("an IPAllocated event", 10, &proc, || async {
-        Ok((!events_with_reason(&kube, "IPAllocated").await?.is_empty()).then_some(()))
-    })
-    .await?;
+    wait_event_count(&kube, "default", "IPAllocated", 1, &proc).await?;
 
     // Leader election: the Lease exists with our identity, then is renewed.
     let leases: Api<Lease> = Api::namespaced(kube.clone(), NAMESPACE);
@@ -793,19 +922,31 @@ async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
     })
     .await?;
 
-    // A config change: a second pool, used by a new Service that asks for it.
+    // An invalid ConfigMap, twice with the same errors: one InvalidConfig Event whose count
+    // is patched to 2 (the writer's aggregation).
     let cms: Api<ConfigMap> = Api::namespaced(kube.clone(), NAMESPACE);
-    let mut cfg = shipped_config()?;
-    let text = cfg["data"]["config"]
+    let valid_data = shipped_config()?["data"].clone();
+    for variant in ["first", "second"] {
+        cms.patch(
+            "config",
+            &PatchParams::default(),
+            &Patch::Merge(invalid_config(variant)),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_event_count(&kube, NAMESPACE, "InvalidConfig", 2, &proc).await?;
+
+    // A valid config change: a second pool, used by a new Service that asks for it.
+    let text = valid_data["config"]
         .as_str()
         .context("config key")?
         .to_string();
     let text = format!("{text}- name: extra\n  protocol: bgp\n  addresses:\n  - 10.90.0.0/29\n");
-    cfg["data"]["config"] = json!(text);
     cms.patch(
         "config",
         &PatchParams::default(),
-        &Patch::Merge(json!({"data": cfg["data"]})),
+        &Patch::Merge(json!({"data": {"config": text}})),
     )
     .await?;
     create(
@@ -844,13 +985,14 @@ async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
     );
 
     let account = format!("{NAMESPACE}:controller");
-    let audit = binary_requests(&server);
-    let reqs = check_audit(&rbac, &account, &audit)?;
+    let calls = world.binary_calls("controller");
+    ensure!(!calls.is_empty(), "no calls of the controller recorded");
+    let reqs = check_calls(&rbac, &account, &calls)?;
     let kinds = call_kinds(&reqs);
     print_kinds("controller", &kinds);
     // The check bites: without the services/status rule the same calls are denied, and the
     // message names the call.
-    let err = check_audit(&rbac.without(&account, "services/status"), &account, &audit)
+    let err = check_calls(&rbac.without(&account, "services/status"), &account, &calls)
         .expect_err("status writes must need services/status");
     assert!(
         format!("{err}")
@@ -858,19 +1000,24 @@ async fn controller_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
         "{err}"
     );
     ensure!(
-        kinds.len() >= 7,
-        "expected at least 7 distinct kinds of calls (list/watch services and configmaps, \
-         patch services and services/status, create events, get/create/update leases), got {kinds:?}"
+        kinds.len() >= 8,
+        "expected at least 8 distinct kinds of calls (list/watch services and configmaps, \
+         patch services/status, create/patch events, get/create/update leases), got {kinds:?}"
     );
-    check_all_used(&rbac, &account, &reqs, &[])?;
+    check_all_used(&rbac, &account, &reqs)?;
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn speaker_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
+async fn speaker_calls_are_all_allowed_and_all_rules_used(api: TestApi) {
+    speaker_scenario(api)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+async fn speaker_scenario(api: TestApi) -> Result<()> {
     let rbac = manifest_rbac()?;
-    let server = ApiServer::start().await?;
-    let kube = client(&server).await?;
+    let mut world = World::new(api).await?;
+    let kube = world.kube.clone();
     seed(&kube, "node-1").await?;
     // The controller's job, done here: web has an IP from the pool.
     let svcs: Api<Service> = Api::namespaced(kube.clone(), "default");
@@ -880,11 +1027,9 @@ async fn speaker_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
         &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": [{"ip": "172.17.254.1"}]}}})),
     )
     .await?;
-    server.clear_audit();
+    let kubeconfig = world.kubeconfig("speaker").await?;
+    world.clear_audit();
 
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig)?;
     let args: Vec<String> = [
         "--kubeconfig",
         kubeconfig.to_str().context("path")?,
@@ -905,45 +1050,61 @@ async fn speaker_calls_are_all_allowed_and_all_rules_used() -> Result<()> {
     ]
     .map(String::from)
     .to_vec();
-    let mut proc = Proc::spawn("ferrolb-speaker", &args, dir.path())?;
+    let mut proc = Proc::spawn("ferrolb-speaker", &args, world.dir.path())?;
 
     // Sync of Services, EndpointSlices, Nodes and the ConfigMap, then the announcement.
     let ev = wait_for("a nodeAssigned event", 30, &proc, || async {
-        Ok(events_with_reason(&kube, "nodeAssigned")
+        Ok(events_with_reason(&kube, "default", "nodeAssigned")
             .await?
             .into_iter()
             .next())
     })
     .await?;
     assert_eq!(ev.involved_object.name.as_deref(), Some("web"));
-    // A Node change and an EndpointSlice update while running: the watches stay in use.
+    // The node excluded and back: announced again, the same Event's count goes to 2.
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(kube.clone());
+    let label = |v: Value| json!({"metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": v}}});
     nodes
         .patch(
             "node-1",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"rbac-test": "1"}}})),
+            &Patch::Merge(label(json!(""))),
         )
         .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    nodes
+        .patch(
+            "node-1",
+            &PatchParams::default(),
+            &Patch::Merge(label(Value::Null)),
+        )
+        .await?;
+    wait_event_count(&kube, "default", "nodeAssigned", 2, &proc).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     proc.terminate().await?;
 
     let account = format!("{NAMESPACE}:speaker");
-    let audit = binary_requests(&server);
-    let reqs = check_audit(&rbac, &account, &audit)?;
+    let calls = world.binary_calls("speaker");
+    ensure!(!calls.is_empty(), "no calls of the speaker recorded");
+    let reqs = check_calls(&rbac, &account, &calls)?;
     let kinds = call_kinds(&reqs);
     print_kinds("speaker", &kinds);
-    let err = check_audit(&rbac.without(&account, "endpointslices"), &account, &audit)
+    let err = check_calls(&rbac.without(&account, "endpointslices"), &account, &calls)
         .expect_err("the EndpointSlice watch must need endpointslices");
     assert!(
         format!("{err}").contains("resource=endpointslices"),
         "{err}"
     );
     ensure!(
-        kinds.len() >= 5,
-        "expected at least 5 distinct kinds of calls (list/watch of services, endpointslices, \
-         nodes, configmaps; create events), got {kinds:?}"
+        kinds.len() >= 6,
+        "expected at least 6 distinct kinds of calls (list/watch of services, endpointslices, \
+         nodes, configmaps; create/patch events), got {kinds:?}"
     );
-    check_all_used(&rbac, &account, &reqs, &[])?;
+    check_all_used(&rbac, &account, &reqs)?;
     Ok(())
 }
+
+ferrolb_kubeapi::on_both_servers!(
+    controller_calls_are_all_allowed_and_all_rules_used,
+    speaker_calls_are_all_allowed_and_all_rules_used
+);

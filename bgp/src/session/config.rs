@@ -2,9 +2,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::fsm::FsmConfig;
 use crate::wire::{AddressFamily, NextHop, PathAttributes};
+
+/// How long a peer that overflowed its maximum-prefix limit waits before a new session,
+/// unless configured ([`PeerConfig::max_prefix_restart`]).
+pub const DEFAULT_MAX_PREFIX_RESTART: Duration = Duration::from_secs(300);
 
 /// Settings shared by every peer of a [`super::Speaker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,12 @@ pub struct PeerConfig {
     /// Next hop for IPv6 routes with [`NextHopSpec::SelfAddress`] when the session runs
     /// over IPv4.
     pub ipv6_next_hop: Option<Ipv6Addr>,
+    /// Most prefixes accepted from the peer (RFC 4486): over it the session ends with
+    /// Cease 6/1 and the peer's routes are removed; a warning is logged at 80 %. `None`:
+    /// no limit.
+    pub max_prefixes: Option<u32>,
+    /// How long to wait after a max-prefix Cease before a new session (either way).
+    pub max_prefix_restart: Duration,
 }
 
 impl PeerConfig {
@@ -82,6 +93,8 @@ impl PeerConfig {
             graceful_restart: None,
             ipv4_next_hop: None,
             ipv6_next_hop: None,
+            max_prefixes: None,
+            max_prefix_restart: DEFAULT_MAX_PREFIX_RESTART,
         }
     }
 
@@ -100,11 +113,14 @@ impl PeerConfig {
     }
 
     /// Whether changing from `self` to `new` needs the session to be reset. Only the
-    /// next-hop overrides can change on a live session (routes are re-resolved).
+    /// next-hop overrides can change on a live session (routes are re-resolved), and the
+    /// maximum-prefix settings (checked from the next UPDATE on).
     pub fn needs_reset(&self, new: &PeerConfig) -> bool {
         let strip = |c: &PeerConfig| PeerConfig {
             ipv4_next_hop: None,
             ipv6_next_hop: None,
+            max_prefixes: None,
+            max_prefix_restart: Duration::ZERO,
             ..c.clone()
         };
         strip(self) != strip(new)
@@ -165,6 +181,12 @@ impl PeerConfig {
         }
         if self.router_id.unwrap_or(default_router_id).is_unspecified() {
             return Err(bad("router_id", "must not be 0.0.0.0".into()));
+        }
+        if self.max_prefixes == Some(0) {
+            return Err(bad(
+                "max_prefixes",
+                "must be at least 1 (leave it unset for no limit)".into(),
+            ));
         }
         if self.families.is_empty() {
             return Err(bad(

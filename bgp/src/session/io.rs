@@ -2,8 +2,11 @@
 //!
 //! The peer task never blocks on a socket: a frozen peer with a full TCP window must
 //! not stop our hold timer. The reader frames messages with [`message_length`] and
-//! hands them over whole; the writer drains a queue and coalesces queued buffers into
-//! large writes (the initial table of 100k routes goes out in a few `write_all`s).
+//! hands them over whole through a bounded queue ([`IO_QUEUE`] messages): when the peer
+//! task falls behind, the reader waits, stops reading the socket, and TCP flow control
+//! slows the peer down, so what a peer sends never piles up in our memory. The writer
+//! drains a queue and coalesces queued buffers into large writes (the initial table of
+//! 100k routes goes out in a few `write_all`s).
 
 use std::io;
 use std::time::Duration;
@@ -19,6 +22,9 @@ use crate::wire::{DecodeError, message_length};
 
 /// How long a closing connection may take to flush its last writes (e.g. a Cease).
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Messages (at most 4096 bytes each) queued between a reader and its peer task.
+pub const IO_QUEUE: usize = 64;
 
 /// Bytes gathered into one `write_all` before it is issued.
 const WRITE_COALESCE: usize = 256 * 1024;
@@ -51,6 +57,14 @@ pub enum IoEvent {
         /// What to tell the peer.
         error: DecodeError,
     },
+    /// Everything queued for a ROUTE-REFRESH resend was written (and the minimum
+    /// interval between resends has passed).
+    RefreshDone {
+        /// Connection generation of the session that resent.
+        generation: u64,
+        /// The family resent.
+        family: crate::wire::AddressFamily,
+    },
     /// End of stream or socket error.
     Closed {
         /// Connection.
@@ -76,7 +90,7 @@ pub async fn read_loop(
     mut reader: OwnedReadHalf,
     conn: ConnId,
     generation: u64,
-    tx: mpsc::UnboundedSender<IoEvent>,
+    tx: mpsc::Sender<IoEvent>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -90,6 +104,7 @@ pub async fn read_loop(
                             generation,
                             frame,
                         })
+                        .await
                         .is_err()
                     {
                         return;
@@ -97,11 +112,13 @@ pub async fn read_loop(
                 }
                 Ok(_) => break,
                 Err(error) => {
-                    let _ = tx.send(IoEvent::Framing {
-                        conn,
-                        generation,
-                        error,
-                    });
+                    let _ = tx
+                        .send(IoEvent::Framing {
+                            conn,
+                            generation,
+                            error,
+                        })
+                        .await;
                     return;
                 }
             }
@@ -111,20 +128,22 @@ pub async fn read_loop(
         }
         match reader.read_buf(&mut buf).await {
             Ok(0) => {
-                let _ = tx.send(IoEvent::Closed {
+                let closed = IoEvent::Closed {
                     conn,
                     generation,
                     error: None,
-                });
+                };
+                let _ = tx.send(closed).await;
                 return;
             }
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(IoEvent::Closed {
+                let closed = IoEvent::Closed {
                     conn,
                     generation,
                     error: Some(e),
-                });
+                };
+                let _ = tx.send(closed).await;
                 return;
             }
         }

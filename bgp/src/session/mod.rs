@@ -12,7 +12,10 @@
 
 mod config;
 mod io;
+pub mod learned;
 mod peer;
+mod ratelimit;
+mod refresh;
 pub mod socket;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,9 +30,11 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 pub use config::{
-    ConfigError, NextHopSpec, PeerConfig, PeerSelector, RouteSpec, SpeakerConfig, SpeakerError,
+    ConfigError, DEFAULT_MAX_PREFIX_RESTART, NextHopSpec, PeerConfig, PeerSelector, RouteSpec,
+    SpeakerConfig, SpeakerError,
 };
 pub use io::FLUSH_TIMEOUT;
+pub use learned::{LearnedBatch, LearnedReceiver, LearnedRoute, LearnedSender, learned_feed};
 
 use crate::fsm::State;
 use crate::rib::Route;
@@ -99,6 +104,12 @@ pub struct PeerStatus {
     pub prefixes_received: usize,
     /// Our end of the Established session.
     pub local_address: Option<SocketAddr>,
+    /// The configured maximum-prefix limit.
+    pub max_prefixes: Option<u32>,
+    /// Sessions ended because the peer sent more prefixes than that (Cease 6/1).
+    pub max_prefix_ceases: u64,
+    /// ROUTE-REFRESH requests received.
+    pub route_refreshes_received: u64,
 }
 
 struct PeerEntry {
@@ -120,6 +131,8 @@ struct Inner {
     events: mpsc::UnboundedSender<SpeakerEvent>,
     listener: Option<Arc<TcpListener>>,
     accept_task: Option<JoinHandle<()>>,
+    /// With [`Speaker::with_learned_feed`]: where learned routes go.
+    learned: Option<learned::LearnedSender>,
 }
 
 impl Drop for Inner {
@@ -156,6 +169,34 @@ impl Speaker {
     pub fn new(
         config: SpeakerConfig,
     ) -> Result<(Speaker, mpsc::UnboundedReceiver<SpeakerEvent>), SpeakerError> {
+        Self::build(config, None)
+    }
+
+    /// Like [`Speaker::new`], but routes learned from the peers go into a bounded,
+    /// coalescing feed (see [`learned`]) instead of `RouteLearned` / `RouteWithdrawn`
+    /// events: what a consumer with a large table needs. While more than `capacity`
+    /// changes wait in the feed, the sessions stop reading their sockets.
+    #[allow(clippy::type_complexity)]
+    pub fn with_learned_feed(
+        config: SpeakerConfig,
+        capacity: usize,
+    ) -> Result<
+        (
+            Speaker,
+            mpsc::UnboundedReceiver<SpeakerEvent>,
+            learned::LearnedReceiver,
+        ),
+        SpeakerError,
+    > {
+        let (tx, rx) = learned::learned_feed(capacity);
+        let (speaker, events) = Self::build(config, Some(tx))?;
+        Ok((speaker, events, rx))
+    }
+
+    fn build(
+        config: SpeakerConfig,
+        learned: Option<learned::LearnedSender>,
+    ) -> Result<(Speaker, mpsc::UnboundedReceiver<SpeakerEvent>), SpeakerError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| SpeakerError::NoRuntime)?;
         let (events, rx) = mpsc::unbounded_channel();
         let peers: PeerMap = Arc::default();
@@ -177,6 +218,7 @@ impl Speaker {
             events,
             listener,
             accept_task,
+            learned,
         };
         Ok((
             Speaker {
@@ -216,6 +258,9 @@ impl Speaker {
                 prefixes_announced: 0,
                 prefixes_received: 0,
                 local_address: None,
+                max_prefixes: config.max_prefixes,
+                max_prefix_ceases: 0,
+                route_refreshes_received: 0,
             },
             established_at: None,
         }));
@@ -227,6 +272,7 @@ impl Speaker {
             cmd_rx,
             self.inner.events.clone(),
             status.clone(),
+            self.inner.learned.clone(),
         );
         let handle = self.inner.runtime.spawn(task.run());
         info!(peer = %config.address, remote_as = config.remote_as, "BGP peer added");

@@ -13,15 +13,16 @@ use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tracing::{debug, info, warn};
 
-use super::config::{NextHopSpec, PeerConfig, RouteSpec};
-use super::io::{IoEvent, WriteItem, read_loop, reap, write_loop};
+use super::config::{PeerConfig, RouteSpec};
+use super::io::{IO_QUEUE, IoEvent, WriteItem, read_loop, reap, write_loop};
+use super::learned::LearnedSender;
+use super::ratelimit::LogEvery;
+use super::refresh::Refreshes;
 use super::socket::{self, ConnectParams};
 use super::{PeerStatus, SpeakerEvent};
 use crate::fsm::{Action, ConnId, DownReason, Event, Fsm, State, Timer};
-use crate::rib::{AdjRibIn, AdjRibOut, RibDiff, RibInEvent, Route};
-use crate::wire::{
-    AddressFamily, Message, NextHop, PathAttributes, SessionContext, decode, encode,
-};
+use crate::rib::{AdjRibIn, AdjRibOut, RibDiff};
+use crate::wire::{AddressFamily, Message, SessionContext, decode, encode};
 
 /// The desired routes of a peer (shared between peers when set for all of them).
 pub(crate) type Desired = Arc<BTreeMap<IpNet, RouteSpec>>;
@@ -67,6 +68,12 @@ struct Session {
     local: SocketAddr,
     rib_out: AdjRibOut,
     rib_in: AdjRibIn,
+    /// ROUTE-REFRESH resends running or asked for again.
+    refreshes: Refreshes,
+    /// Families whose End-of-RIB has not arrived yet.
+    eor_pending: Vec<AddressFamily>,
+    /// The 80 % maximum-prefix warning was logged for this session.
+    warned_near_limit: bool,
     /// Routes left out for want of a next hop of their family when last warned about,
     /// so the warning comes once per change, not on every desired-set update.
     warned_no_next_hop: std::cell::Cell<usize>,
@@ -83,8 +90,8 @@ pub(crate) struct PeerTask {
     closing: Vec<JoinHandle<()>>,
     session: Option<Session>,
     desired: Desired,
-    io_tx: mpsc::UnboundedSender<IoEvent>,
-    io_rx: mpsc::UnboundedReceiver<IoEvent>,
+    io_tx: mpsc::Sender<IoEvent>,
+    io_rx: mpsc::Receiver<IoEvent>,
     cmd_rx: mpsc::UnboundedReceiver<PeerCommand>,
     events: mpsc::UnboundedSender<SpeakerEvent>,
     status: Arc<Mutex<SharedStatus>>,
@@ -93,6 +100,12 @@ pub(crate) struct PeerTask {
     /// The socket's own reason for the last failed connect ("connection refused"), which
     /// the FSM only knows as a generic connection failure.
     connect_error: Option<String>,
+    /// Where learned routes go instead of per-route events, when the speaker has a feed.
+    learned: Option<LearnedSender>,
+    /// ROUTE-REFRESH requests, logged at most once per interval.
+    refresh_log: LogEvery,
+    /// RFC 7606 decisions on received UPDATEs, logged at most once per interval.
+    rfc7606_log: LogEvery,
 }
 
 fn conn_index(c: ConnId) -> usize {
@@ -102,6 +115,9 @@ fn conn_index(c: ConnId) -> usize {
     }
 }
 
+mod export;
+mod inbound;
+
 impl PeerTask {
     pub(crate) fn new(
         config: PeerConfig,
@@ -110,9 +126,10 @@ impl PeerTask {
         cmd_rx: mpsc::UnboundedReceiver<PeerCommand>,
         events: mpsc::UnboundedSender<SpeakerEvent>,
         status: Arc<Mutex<SharedStatus>>,
+        learned: Option<LearnedSender>,
     ) -> Self {
         let fsm = Fsm::new(config.fsm_config(default_router_id), rand::random());
-        let (io_tx, io_rx) = mpsc::unbounded_channel();
+        let (io_tx, io_rx) = mpsc::channel(IO_QUEUE);
         PeerTask {
             config,
             default_router_id,
@@ -131,6 +148,9 @@ impl PeerTask {
             status,
             pending_reason: None,
             connect_error: None,
+            learned,
+            refresh_log: LogEvery::default(),
+            rfc7606_log: LogEvery::default(),
         }
     }
 
@@ -144,6 +164,10 @@ impl PeerTask {
         loop {
             self.closing.retain(|h| !h.is_finished());
             let deadline = self.timers.values().min().copied();
+            // Backpressure: while the learned-route feed is full, read no more messages
+            // (the reader then stops reading the socket).
+            let sink = self.learned.clone();
+            let blocked = sink.as_ref().is_some_and(|s| !s.has_room());
             tokio::select! {
                 biased;
                 cmd = self.cmd_rx.recv() => match cmd {
@@ -158,7 +182,8 @@ impl PeerTask {
                         return;
                     }
                 },
-                Some(ev) = self.io_rx.recv() => self.on_io(ev),
+                Some(ev) = self.io_rx.recv(), if !blocked => self.on_io(ev),
+                () = async { if let Some(s) = &sink { s.room().await } }, if blocked => {}
                 () = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
                     if deadline.is_some() => self.fire_timers(),
             }
@@ -250,37 +275,23 @@ impl PeerTask {
                 self.with_status(|s| s.status.last_error = Some(text.clone()));
                 self.pending_reason = Some(text);
             }
-            Action::DeliverUpdate(update) => {
-                let Some(s) = self.session.as_mut() else {
-                    return;
-                };
-                let events = s.rib_in.apply(&update);
-                let received = s.rib_in.len();
-                self.with_status(|st| {
-                    st.status.updates_received += 1;
-                    st.status.prefixes_received = received;
-                });
-                self.emit_rib_in(events);
-            }
+            Action::DeliverUpdate(update) => self.on_update(&update),
             Action::EndOfRibReceived(family) => {
                 debug!(peer = %self.peer(), ?family, "End-of-RIB received");
                 self.with_status(|st| st.status.updates_received += 1);
+                let peer = self.peer();
+                if let Some(s) = self.session.as_mut() {
+                    let was_pending = !s.eor_pending.is_empty();
+                    s.eor_pending.retain(|f| *f != family);
+                    if was_pending
+                        && s.eor_pending.is_empty()
+                        && let Some(sink) = &self.learned
+                    {
+                        sink.synced(peer);
+                    }
+                }
             }
-            Action::RouteRefreshRequested(family) => self.resend_family(family),
-        }
-    }
-
-    fn emit_rib_in(&self, events: Vec<RibInEvent>) {
-        let peer = self.peer();
-        for ev in events {
-            self.emit(match ev {
-                RibInEvent::Learned { prefix, route } => SpeakerEvent::RouteLearned {
-                    peer,
-                    prefix,
-                    route,
-                },
-                RibInEvent::Withdrawn { prefix } => SpeakerEvent::RouteWithdrawn { peer, prefix },
-            });
+            Action::RouteRefreshRequested(family) => self.on_route_refresh(family),
         }
     }
 
@@ -299,7 +310,7 @@ impl PeerTask {
         let tx = self.io_tx.clone();
         let task = tokio::spawn(async move {
             let result = socket::connect(&params).await;
-            let _ = tx.send(IoEvent::Connected { attempt, result });
+            let _ = tx.send(IoEvent::Connected { attempt, result }).await;
         });
         self.connect = Some((attempt, task));
     }
@@ -398,8 +409,10 @@ impl PeerTask {
                 };
                 match decode(&frame, &c.ctx) {
                     Ok(decoded) => {
-                        for a in &decoded.actions {
-                            warn!(peer = %self.peer(), action = ?a, "UPDATE error handled (RFC 7606)");
+                        if let Some(a) = decoded.actions.first()
+                            && let Some(count) = self.rfc7606_log.hit()
+                        {
+                            warn!(peer = %self.peer(), action = ?a, count, "UPDATE error handled (RFC 7606; one line per 10 s, with the count since the last)");
                         }
                         self.feed(Event::Message(conn, decoded.message));
                     }
@@ -419,6 +432,7 @@ impl PeerTask {
                     self.feed(Event::DecodeError(conn, error.notification));
                 }
             }
+            IoEvent::RefreshDone { generation, family } => self.on_refresh_done(generation, family),
             IoEvent::Closed {
                 conn,
                 generation,
@@ -449,7 +463,7 @@ impl PeerTask {
                 let Some(s) = self.session.as_ref() else {
                     return;
                 };
-                let route = resolve(&self.config, s, &prefix, &spec);
+                let route = export::resolve(&self.config, s, &prefix, &spec);
                 let Some(s) = self.session.as_mut() else {
                     return;
                 };
@@ -520,6 +534,8 @@ impl PeerTask {
             self.feed(Event::ManualStart);
         } else {
             self.config = new;
+            let limit = self.config.max_prefixes;
+            self.with_status(|s| s.status.max_prefixes = limit);
             self.sync_desired();
         }
     }
@@ -531,12 +547,16 @@ impl PeerTask {
         c.ctx = ctx.clone();
         let local = c.local;
         info!(peer = %self.peer(), families = ?ctx.families, four_octet_as = ctx.four_octet_as, "BGP session established");
+        let families = ctx.families.clone();
         self.session = Some(Session {
             conn,
             ctx,
             local,
             rib_out: AdjRibOut::new(),
             rib_in: AdjRibIn::new(),
+            refreshes: Refreshes::default(),
+            eor_pending: families,
+            warned_near_limit: false,
             warned_no_next_hop: std::cell::Cell::new(0),
         });
         self.with_status(|s| {
@@ -545,6 +565,9 @@ impl PeerTask {
             s.status.local_address = Some(local);
             s.status.last_error = None;
         });
+        if let Some(sink) = &self.learned {
+            sink.up(self.peer());
+        }
         self.send_initial_table();
     }
 
@@ -564,37 +587,6 @@ impl PeerTask {
             self.send_diff(diff);
         }
         self.send_end_of_rib(conn, &families);
-    }
-
-    /// The desired set as routes of this session. Routes with the same attributes and
-    /// next hop share one `Arc<Route>`, so 100k prefixes cost a pointer each here.
-    fn resolve_desired(&self, s: &Session) -> BTreeMap<IpNet, Arc<Route>> {
-        let mut shared: HashMap<(*const PathAttributes, NextHop), Arc<Route>> = HashMap::new();
-        let (mut not_negotiated, mut no_next_hop) = (0usize, 0usize);
-        let mut out = BTreeMap::new();
-        for (prefix, spec) in self.desired.iter() {
-            if !s.ctx.families.contains(&AddressFamily::of(prefix)) {
-                // Expected: e.g. a dual-stack Service's IPv6 address on a session that
-                // carries IPv4 only.
-                not_negotiated += 1;
-                continue;
-            }
-            let Some(route) = resolve(&self.config, s, prefix, spec) else {
-                no_next_hop += 1;
-                continue;
-            };
-            let key = (Arc::as_ptr(&spec.attributes), route.next_hop);
-            let route = shared.entry(key).or_insert_with(|| Arc::new(route)).clone();
-            out.insert(*prefix, route);
-        }
-        if not_negotiated > 0 {
-            debug!(peer = %self.peer(), skipped = not_negotiated, "routes not announced: family not negotiated");
-        }
-        let last_warned = s.warned_no_next_hop.replace(no_next_hop);
-        if no_next_hop > 0 && last_warned != no_next_hop {
-            warn!(peer = %self.peer(), skipped = no_next_hop, "routes not announced: no next hop of their family (set ipv4_next_hop/ipv6_next_hop)");
-        }
-        out
     }
 
     fn send_end_of_rib(&mut self, conn: ConnId, families: &[AddressFamily]) {
@@ -633,21 +625,6 @@ impl PeerTask {
         }
     }
 
-    fn resend_family(&mut self, family: AddressFamily) {
-        let Some(s) = self.session.as_ref() else {
-            return;
-        };
-        let mut diff = s.rib_out.full_table();
-        diff.announced.retain_mut(|(_, prefixes)| {
-            prefixes.retain(|p| AddressFamily::of(p) == family);
-            !prefixes.is_empty()
-        });
-        let conn = s.conn;
-        info!(peer = %self.peer(), ?family, "route refresh requested: resending");
-        self.send_diff(diff);
-        self.send_end_of_rib(conn, &[family]);
-    }
-
     fn send_diff(&mut self, diff: RibDiff) {
         if diff.is_empty() {
             return;
@@ -683,10 +660,7 @@ impl PeerTask {
             }
             _ => warn!(peer = %self.peer(), reason = %text, "BGP session down"),
         }
-        if let Some(mut s) = self.session.take() {
-            let events = s.rib_in.clear();
-            self.emit_rib_in(events);
-        }
+        // The status first: whoever sees the withdrawals must see the session down too.
         self.with_status(|s| {
             s.established_at = None;
             s.status.established_since = None;
@@ -694,37 +668,10 @@ impl PeerTask {
             s.status.prefixes_received = 0;
             s.status.last_error = Some(text.clone());
         });
+        if let Some(mut s) = self.session.take() {
+            let events = s.rib_in.clear();
+            self.emit_rib_in(events);
+        }
         self.pending_reason = Some(text);
     }
-}
-
-/// The route a spec stands for on this session, or `None` when the family was not
-/// negotiated or no next hop of the prefix's family is known.
-fn resolve(config: &PeerConfig, s: &Session, prefix: &IpNet, spec: &RouteSpec) -> Option<Route> {
-    let family = AddressFamily::of(prefix);
-    if !s.ctx.families.contains(&family) {
-        return None;
-    }
-    let next_hop = match spec.next_hop {
-        NextHopSpec::Fixed(nh) => match (prefix, nh) {
-            (IpNet::V4(_), NextHop::V4(_)) | (IpNet::V6(_), NextHop::V6 { .. }) => nh,
-            _ => return None,
-        },
-        NextHopSpec::SelfAddress => match (prefix, s.local.ip()) {
-            (IpNet::V4(_), IpAddr::V4(a)) => NextHop::V4(a),
-            (IpNet::V4(_), IpAddr::V6(_)) => NextHop::V4(config.ipv4_next_hop?),
-            (IpNet::V6(_), IpAddr::V6(a)) => NextHop::V6 {
-                global: a,
-                link_local: None,
-            },
-            (IpNet::V6(_), IpAddr::V4(_)) => NextHop::V6 {
-                global: config.ipv6_next_hop?,
-                link_local: None,
-            },
-        },
-    };
-    Some(Route {
-        attributes: (*spec.attributes).clone(),
-        next_hop,
-    })
 }

@@ -4,7 +4,8 @@ use ipnet::IpNet;
 
 use super::types::{NextHop, Notification};
 
-/// NOTIFICATION error codes and subcodes we send (RFC 4271 section 4.5, RFC 4486).
+/// NOTIFICATION error codes and subcodes (RFC 4271 section 4.5, RFC 4486, RFC 6608):
+/// the one set used by the codec and the FSM.
 pub mod codes {
     /// Message Header Error.
     pub const HEADER: u8 = 1;
@@ -16,6 +17,14 @@ pub mod codes {
     pub const BAD_MESSAGE_TYPE: u8 = 3;
     /// OPEN Message Error.
     pub const OPEN: u8 = 2;
+    /// 2/1 Unsupported Version Number.
+    pub const UNSUPPORTED_VERSION: u8 = 1;
+    /// 2/2 Bad Peer AS.
+    pub const BAD_PEER_AS: u8 = 2;
+    /// 2/3 Bad BGP Identifier.
+    pub const BAD_BGP_ID: u8 = 3;
+    /// 2/6 Unacceptable Hold Time.
+    pub const UNACCEPTABLE_HOLD_TIME: u8 = 6;
     /// UPDATE Message Error.
     pub const UPDATE: u8 = 3;
     /// 3/1 Malformed Attribute List.
@@ -30,12 +39,24 @@ pub mod codes {
     pub const HOLD_TIMER_EXPIRED: u8 = 4;
     /// Finite State Machine Error.
     pub const FSM: u8 = 5;
+    /// 5/1 Receive Unexpected Message in OpenSent State (RFC 6608).
+    pub const FSM_IN_OPEN_SENT: u8 = 1;
+    /// 5/2 Receive Unexpected Message in OpenConfirm State (RFC 6608).
+    pub const FSM_IN_OPEN_CONFIRM: u8 = 2;
+    /// 5/3 Receive Unexpected Message in Established State (RFC 6608).
+    pub const FSM_IN_ESTABLISHED: u8 = 3;
     /// Cease.
     pub const CEASE: u8 = 6;
+    /// 6/1 Maximum Number of Prefixes Reached (RFC 4486).
+    pub const MAX_PREFIXES_REACHED: u8 = 1;
     /// 6/2 Administrative Shutdown (RFC 4486, with an RFC 8203 message).
     pub const ADMINISTRATIVE_SHUTDOWN: u8 = 2;
+    /// 6/3 Peer De-configured (RFC 4486).
+    pub const PEER_DECONFIGURED: u8 = 3;
     /// 6/4 Administrative Reset (RFC 4486, with an RFC 8203 message).
     pub const ADMINISTRATIVE_RESET: u8 = 4;
+    /// 6/7 Connection Collision Resolution (RFC 4486).
+    pub const CONNECTION_COLLISION: u8 = 7;
 }
 
 /// Why a message could not be encoded. Nothing is sent in that case.

@@ -157,7 +157,11 @@ pub(crate) fn decode_update(
         let flags = rest[0];
         let hdr = if flags & FLAG_EXTENDED != 0 { 4 } else { 3 };
         if rest.len() < hdr {
-            return Err(malformed("truncated path attribute header".into()));
+            // RFC 7606 4, second case: too few bytes left for an attribute header.
+            overrun(&mut c, &mut actions, rest.get(1).copied(), || {
+                format!("{} bytes left: truncated path attribute header", rest.len())
+            })?;
+            break;
         }
         let type_code = rest[1];
         let vlen = if hdr == 4 {
@@ -166,9 +170,12 @@ pub(crate) fn decode_update(
             usize::from(rest[2])
         };
         if hdr + vlen > rest.len() {
-            return Err(malformed(format!(
-                "attribute {type_code} length {vlen} overruns the attribute list"
-            )));
+            // RFC 7606 4, first case: the attribute overruns the Total Path Attribute
+            // Length, which still locates the NLRI.
+            overrun(&mut c, &mut actions, Some(type_code), || {
+                format!("attribute {type_code} length {vlen} overruns the attribute list")
+            })?;
+            break;
         }
         let raw = &rest[..hdr + vlen];
         off += hdr + vlen;
@@ -257,6 +264,25 @@ pub(crate) fn decode_update(
         update.attributes = Some(attrs);
     }
     Ok(nothing_usable(update, actions))
+}
+
+/// RFC 7606 section 4: an attribute that overruns the attribute list (or a header cut
+/// short by it) means treat-as-withdraw, the Total Path Attribute Length locating the
+/// NLRI. The "more severe error" exception: an overrunning MP_REACH_NLRI or
+/// MP_UNREACH_NLRI hides NLRI we cannot read, so that still resets the session.
+fn overrun(
+    c: &mut Collected,
+    actions: &mut Vec<ErrorAction>,
+    type_code: Option<u8>,
+    reason: impl FnOnce() -> String,
+) -> Result<(), DecodeError> {
+    let reason = reason();
+    if matches!(type_code, Some(MP_REACH | MP_UNREACH)) {
+        return Err(reset(codes::MALFORMED_ATTRIBUTE_LIST, Vec::new(), reason));
+    }
+    c.treat_as_withdraw = true;
+    actions.push(ErrorAction::TreatAsWithdraw { type_code, reason });
+    Ok(())
 }
 
 /// An UPDATE that neither withdraws nor announces anything we handle (only another

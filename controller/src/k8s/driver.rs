@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use ferrolb_daemon::Identity;
+use ferrolb_daemon::ratelog::LogLimiter;
+use ferrolb_daemon::rejection::{Failure, Kind};
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +54,10 @@ pub(crate) struct Driver {
     writer: Writer,
     retry_tx: mpsc::UnboundedSender<String>,
     retry_rx: mpsc::UnboundedReceiver<String>,
-    backoff: HashMap<String, Duration>,
+    /// Failed attempts per Service since its last successful write.
+    attempts: HashMap<String, u32>,
+    /// Lines about write failures beyond the first per Service and error code.
+    failure_log: LogLimiter,
     leader: LeaderHandle,
     events: EventSink,
     metrics: Arc<Metrics>,
@@ -62,9 +67,11 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         opts: Arc<Options>,
         client: kube::Client,
+        identity: Identity,
         leader: LeaderHandle,
         events: EventSink,
         metrics: Arc<Metrics>,
@@ -72,7 +79,7 @@ impl Driver {
         writes_busy: Arc<AtomicUsize>,
     ) -> Self {
         let (retry_tx, retry_rx) = mpsc::unbounded_channel();
-        let writer = Writer::new(client, opts.write_concurrency);
+        let writer = Writer::new(client, identity, opts.write_concurrency);
         Self {
             opts,
             views: HashMap::new(),
@@ -87,7 +94,8 @@ impl Driver {
             writer,
             retry_tx,
             retry_rx,
-            backoff: HashMap::new(),
+            attempts: HashMap::new(),
+            failure_log: LogLimiter::new(Duration::from_secs(10)),
             leader,
             events,
             metrics,
@@ -100,12 +108,11 @@ impl Driver {
     pub(crate) async fn run(mut self, client: kube::Client, cancel: CancellationToken) {
         let svc_api: Api<SlimService> = Api::all(client.clone());
         let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.opts.namespace);
-        let mut svc_events = watcher::watcher(svc_api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let mut svc_events =
+            ferrolb_daemon::watch::watch(svc_api, watcher::Config::default(), "services");
         let cm_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.opts.config_name));
-        let mut cm_events = watcher::watcher(cm_api, cm_cfg).default_backoff().boxed();
+        let mut cm_events = ferrolb_daemon::watch::watch(cm_api, cm_cfg, "configmap");
         let mut leader = self.leader.clone();
         self.on_leader_change(leader.current());
 
@@ -117,12 +124,17 @@ impl Driver {
                 ev = svc_events.try_next() => match ev {
                     Ok(Some(ev)) => self.on_service_event(ev),
                     Ok(None) => break,
-                    Err(e) => tracing::warn!(error = %e, "service watch error (retrying)"),
+                    // Logged (rate-limited) by the watch itself.
+                    Err(_) => {
+                        self.metrics.update_errors.inc();
+                    }
                 },
                 ev = cm_events.try_next() => match ev {
                     Ok(Some(ev)) => self.on_config_event(ev),
                     Ok(None) => break,
-                    Err(e) => tracing::warn!(error = %e, "configmap watch error (retrying)"),
+                    Err(_) => {
+                        self.metrics.update_errors.inc();
+                    }
                 },
                 done = self.writer.next_done() => self.on_write_done(done),
                 Some(key) = self.retry_rx.recv() => {
@@ -188,7 +200,7 @@ impl Driver {
         self.queue.clear();
         self.queued.clear();
         self.writer.abort_all();
-        self.backoff.clear();
+        self.attempts.clear();
     }
 
     /// Start deciding once we lead, have every Service, and have a configuration.
@@ -391,29 +403,46 @@ impl Driver {
     }
 
     fn on_write_done(&mut self, done: crate::k8s::writer::Done) {
-        match done.result {
+        let e = match done.result {
             Ok(()) => {
                 self.metrics.updates.inc_by(done.requests);
-                self.backoff.remove(&done.key);
-            }
-            Err(e) => {
-                self.metrics.update_errors.inc();
-                let not_found = matches!(&e, kube::Error::Api(s) if s.code == 404);
-                if not_found {
-                    tracing::debug!(service = %done.key, "service gone before write");
-                    return;
+                if let Some(n) = self.attempts.remove(&done.key)
+                    && n > 0
+                {
+                    tracing::info!(service = %done.key, failed_attempts = n, "service written after earlier failures");
                 }
-                let delay = self
-                    .backoff
-                    .get(&done.key)
-                    .map_or(Duration::from_millis(500), |d| {
-                        (*d * 2).min(Duration::from_secs(30))
-                    });
-                self.backoff.insert(done.key.clone(), delay);
-                tracing::warn!(service = %done.key, error = %e, ?delay, "writing service failed, will retry");
-                self.retry_after(done.key, delay);
+                return;
+            }
+            Err(e) => e,
+        };
+        self.metrics.update_errors.inc();
+        let f = Failure::of(&e);
+        let attempt = {
+            let n = self.attempts.entry(done.key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let Some(delay) = f.retry_after(attempt) else {
+            tracing::debug!(service = %done.key, "service gone before write");
+            self.attempts.remove(&done.key);
+            return;
+        };
+        // The allocation stays in the reconciler whatever the answer: the retry writes the
+        // same IPs (or newer ones if the Service changed meanwhile).
+        let first = attempt == 1;
+        if first || self.failure_log.allow().is_some() {
+            let level_error = matches!(f.kind, Kind::Invalid | Kind::Forbidden | Kind::Other);
+            let ips = match &done.desired {
+                Desired::Set(a) => format!("{:?}", a.ips),
+                _ => "[]".to_string(),
+            };
+            if level_error {
+                tracing::error!(service = %done.key, code = f.code, reason = %f.reason, detail = %f.message, attempt, ?delay, ips = %ips, "the API server rejected the Service write; keeping the allocation and retrying");
+            } else {
+                tracing::warn!(service = %done.key, code = f.code, reason = %f.reason, detail = %f.message, attempt, ?delay, ips = %ips, "writing the Service failed; keeping the allocation and retrying");
             }
         }
+        self.retry_after(done.key, delay);
     }
 
     fn retry_after(&self, key: String, delay: Duration) {

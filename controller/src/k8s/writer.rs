@@ -6,12 +6,18 @@
 //! `concurrency` writes run at once (as spawned tasks, so they progress while the loop
 //! decides). Two writes to the same Service never overlap: a newer decision waits until the
 //! older write finished, so they cannot land out of order.
+//!
+//! Each decision is **one** merge patch of the `status` subresource carrying both the
+//! ingress IPs and the pool annotation: the API server applies metadata changes made
+//! through `/status` (its status strategy only resets `spec`), so status and annotation
+//! change together, atomically, at the cost of one request instead of two.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use ferrolb_daemon::Identity;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
@@ -53,6 +59,7 @@ pub enum Submit {
 /// The write queue.
 pub struct Writer {
     client: kube::Client,
+    identity: Identity,
     concurrency: usize,
     pending: HashMap<String, (String, String, WriteOp, Desired)>,
     order: VecDeque<String>,
@@ -63,9 +70,10 @@ pub struct Writer {
 
 impl Writer {
     /// A writer with `concurrency` writes in flight at most.
-    pub fn new(client: kube::Client, concurrency: usize) -> Self {
+    pub fn new(client: kube::Client, identity: Identity, concurrency: usize) -> Self {
         Self {
             client,
+            identity,
             concurrency: concurrency.max(1),
             pending: HashMap::new(),
             order: VecDeque::new(),
@@ -148,8 +156,9 @@ impl Writer {
             };
             self.in_flight.insert(key.clone());
             let api: Api<SlimService> = Api::namespaced(self.client.clone(), &ns);
+            let identity = self.identity.clone();
             self.tasks.spawn(async move {
-                let (requests, result) = write(&api, &name, &op).await;
+                let (requests, result) = write(&api, &identity, &name, &op).await;
                 Done {
                     key,
                     desired,
@@ -219,62 +228,52 @@ impl Writer {
     }
 }
 
-/// The merge patch for the pool annotation part of `op`, if any.
-pub fn annotation_patch(op: &WriteOp) -> Option<Value> {
-    if op.annotation.is_none() && !op.remove_io_annotation {
-        return None;
+/// The merge patch of the `status` subresource for `op` (ingress IPs and pool
+/// annotation), or `None` when there is nothing to write.
+pub fn patch_for(op: &WriteOp) -> Option<Value> {
+    let mut patch = serde_json::Map::new();
+    if op.annotation.is_some() || op.remove_io_annotation {
+        let mut anns = serde_json::Map::new();
+        if let Some(value) = &op.annotation {
+            anns.insert(
+                ANN_ALLOCATED_FROM_POOL.to_string(),
+                value.clone().map_or(Value::Null, Value::String),
+            );
+        }
+        if op.remove_io_annotation {
+            anns.insert(ANN_ALLOCATED_FROM_POOL_IO.to_string(), Value::Null);
+        }
+        patch.insert("metadata".into(), json!({ "annotations": anns }));
     }
-    let mut anns = serde_json::Map::new();
-    if let Some(value) = &op.annotation {
-        anns.insert(
-            ANN_ALLOCATED_FROM_POOL.to_string(),
-            value.clone().map_or(Value::Null, Value::String),
+    if let Some(ips) = &op.status {
+        let ingress = if ips.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(ips.iter().map(|ip| json!({ "ip": ip })).collect())
+        };
+        patch.insert(
+            "status".into(),
+            json!({ "loadBalancer": { "ingress": ingress } }),
         );
     }
-    if op.remove_io_annotation {
-        anns.insert(ANN_ALLOCATED_FROM_POOL_IO.to_string(), Value::Null);
-    }
-    Some(json!({ "metadata": { "annotations": anns } }))
+    (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
-/// The merge patch for the status part of `op`, if any.
-pub fn status_patch(op: &WriteOp) -> Option<Value> {
-    let ips = op.status.as_ref()?;
-    let ingress = if ips.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(ips.iter().map(|ip| json!({ "ip": ip })).collect())
+/// Carry out `op` in one request.
+async fn write(
+    api: &Api<SlimService>,
+    identity: &Identity,
+    name: &str,
+    op: &WriteOp,
+) -> (u64, Result<(), kube::Error>) {
+    let Some(patch) = patch_for(op) else {
+        return (0, Ok(()));
     };
-    Some(json!({ "status": { "loadBalancer": { "ingress": ingress } } }))
-}
-
-/// Carry out `op`: annotation first when setting (the status is the source of truth, so it
-/// goes last), status first when clearing.
-async fn write(api: &Api<SlimService>, name: &str, op: &WriteOp) -> (u64, Result<(), kube::Error>) {
-    let pp = PatchParams::default();
-    let clearing = op.status.as_ref().is_some_and(Vec::is_empty);
-    let mut requests = 0;
-    let status = status_patch(op);
-    let ann = annotation_patch(op);
-    if clearing && let Some(p) = &status {
-        requests += 1;
-        if let Err(e) = api.patch_status(name, &pp, &Patch::Merge(p)).await {
-            return (requests, Err(e));
-        }
-    }
-    if let Some(p) = &ann {
-        requests += 1;
-        if let Err(e) = api.patch(name, &pp, &Patch::Merge(p)).await {
-            return (requests, Err(e));
-        }
-    }
-    if !clearing && let Some(p) = &status {
-        requests += 1;
-        if let Err(e) = api.patch_status(name, &pp, &Patch::Merge(p)).await {
-            return (requests, Err(e));
-        }
-    }
-    (requests, Ok(()))
+    let result = api
+        .patch_status(name, &identity.patch_params(), &Patch::Merge(&patch))
+        .await
+        .map(drop);
+    (1, result)
 }
 
 #[cfg(test)]
@@ -282,19 +281,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patches_have_the_right_shape() {
+    fn one_patch_carries_status_and_annotation() {
         let op = WriteOp {
             status: Some(vec!["10.0.0.1".into()]),
             annotation: Some(Some("p".into())),
             remove_io_annotation: false,
         };
         assert_eq!(
-            status_patch(&op),
-            Some(json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}}))
-        );
-        assert_eq!(
-            annotation_patch(&op),
-            Some(json!({"metadata": {"annotations": {ANN_ALLOCATED_FROM_POOL: "p"}}}))
+            patch_for(&op),
+            Some(json!({
+                "metadata": {"annotations": {ANN_ALLOCATED_FROM_POOL: "p"}},
+                "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}
+            }))
         );
         let clear = WriteOp {
             status: Some(vec![]),
@@ -302,14 +300,21 @@ mod tests {
             remove_io_annotation: true,
         };
         assert_eq!(
-            status_patch(&clear),
-            Some(json!({"status": {"loadBalancer": {"ingress": null}}}))
+            patch_for(&clear),
+            Some(json!({
+                "metadata": {"annotations": {
+                    ANN_ALLOCATED_FROM_POOL: null, ANN_ALLOCATED_FROM_POOL_IO: null}},
+                "status": {"loadBalancer": {"ingress": null}}
+            }))
         );
+        let only_status = WriteOp {
+            status: Some(vec!["10.0.0.2".into()]),
+            ..WriteOp::default()
+        };
         assert_eq!(
-            annotation_patch(&clear),
-            Some(json!({"metadata": {"annotations": {
-                ANN_ALLOCATED_FROM_POOL: null, ANN_ALLOCATED_FROM_POOL_IO: null}}}))
+            patch_for(&only_status),
+            Some(json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.2"}]}}}))
         );
-        assert_eq!(annotation_patch(&WriteOp::default()), None);
+        assert_eq!(patch_for(&WriteOp::default()), None);
     }
 }

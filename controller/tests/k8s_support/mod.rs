@@ -1,4 +1,5 @@
-//! Shared helpers for the controller's tests against the lab API server.
+//! Shared helpers for the controller's tests, against the lab API server and the real
+//! kube-apiserver (`ferrolb_kubeapi::TestApi`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -6,9 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ferrolb_apiserver::{ApiServer, ApiServerHandle};
 use ferrolb_controller::leader::Timing;
 use ferrolb_controller::{Options, Running};
+use ferrolb_kubeapi::TestApi;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use kube::Api;
@@ -19,29 +20,35 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const NS: &str = "metallb-system";
 pub const APP_NS: &str = "apps";
 pub const POOL_ANN: &str = "metallb.universe.tf/ip-allocated-from-pool";
+/// How long the helpers wait for a state (only bounds a failing test; nothing measured).
+pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A lab API server with a client and the two namespaces the tests use.
+/// An API server with a client and the two namespaces the tests use.
 pub struct Lab {
-    pub server: ApiServerHandle,
+    pub api: TestApi,
     pub client: kube::Client,
 }
 
 impl Lab {
-    pub async fn start() -> Lab {
-        let server = ApiServer::start().await.expect("start lab API server");
-        let client = server
-            .client()
-            .await
-            .expect("kube client for the lab API server");
+    pub async fn start(api: TestApi) -> Lab {
+        let client = api.client().await;
         let ns: Api<Namespace> = Api::all(client.clone());
         for name in [NS, APP_NS] {
             let obj: Namespace =
                 serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace");
-            ns.create(&PostParams::default(), &obj)
-                .await
-                .expect("create namespace");
+            match ns.create(&PostParams::default(), &obj).await {
+                Ok(_) => {}
+                // The real server is shared by a binary's tests: earlier ones made it.
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => panic!("create namespace {name}: {e}"),
+            }
         }
-        Lab { server, client }
+        Lab { api, client }
+    }
+
+    /// The kube configuration a controller under test gets (admin rights).
+    pub async fn config(&self) -> kube::Config {
+        self.api.admin_config().await
     }
 
     pub fn services(&self) -> Api<Service> {
@@ -120,7 +127,7 @@ impl Lab {
 
     /// Wait until an event with `reason` about `name` exists; returns its (type, message).
     pub async fn wait_event(&self, ns: &str, name: &str, reason: &str) -> (String, String) {
-        let found = wait_for(Duration::from_secs(10), || async {
+        let found = wait_for(WAIT, || async {
             self.events_for(ns, name)
                 .await
                 .into_iter()
@@ -133,7 +140,7 @@ impl Lab {
 
     /// Wait for a Service to show exactly `n` ingress IPs; returns them.
     pub async fn wait_ips(&self, name: &str, n: usize) -> Vec<String> {
-        let got = wait_for(Duration::from_secs(10), || async {
+        let got = wait_for(WAIT, || async {
             let ips = ingress_ips(&self.get(name).await);
             (ips.len() == n).then_some(ips)
         })
@@ -143,7 +150,7 @@ impl Lab {
 
     /// Wait until `name` has no ingress IPs and no pool annotation.
     pub async fn wait_cleared(&self, name: &str) {
-        let ok = wait_for(Duration::from_secs(10), || async {
+        let ok = wait_for(WAIT, || async {
             let s = self.get(name).await;
             (ingress_ips(&s).is_empty() && pool_annotation(&s).is_none()).then_some(())
         })
@@ -174,7 +181,7 @@ pub fn options(identity: &str) -> Options {
 }
 
 pub async fn start_controller(lab: &Lab, identity: &str) -> Running {
-    ferrolb_controller::start(options(identity), lab.client.clone())
+    ferrolb_controller::start(options(identity), lab.config().await)
         .await
         .expect("start controller")
 }

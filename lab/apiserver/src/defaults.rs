@@ -114,6 +114,60 @@ pub fn service(alloc: &Allocators, obj: &mut Value, old: Option<&Value>) {
     }
 }
 
+/// A Service field the real API server would reject: (field, cause reason, detail).
+pub type FieldError = (&'static str, &'static str, String);
+
+/// Upstream's rules for a Service update where `type` or `loadBalancerClass` changes
+/// (`dropTypeDependentFields`, `validateLoadBalancerClassField`): leaving LoadBalancer drops
+/// an unchanged `allocateLoadBalancerNodePorts` and `loadBalancerClass`; the class may not
+/// change while the Service stays a LoadBalancer, and only a LoadBalancer may have one.
+pub fn service_update(new: &mut Value, old: Option<&Value>) -> Result<(), FieldError> {
+    let spec_of = |v: &Value, k: &str| {
+        v.pointer(&format!("/spec/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let ty = |v: &Value| {
+        v.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    let new_lb = ty(new) == "LoadBalancer";
+    if let Some(old) = old {
+        let old_lb = ty(old) == "LoadBalancer";
+        if old_lb
+            && !new_lb
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            for k in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
+                if spec.get(k).cloned().unwrap_or(Value::Null) == spec_of(old, k) {
+                    spec.remove(k);
+                }
+            }
+        }
+        let class = spec_of(new, "loadBalancerClass");
+        if old_lb && new_lb && class != spec_of(old, "loadBalancerClass") {
+            let shown = class
+                .as_str()
+                .map_or("null".to_string(), |c| format!("{c:?}"));
+            return Err((
+                "spec.loadBalancerClass",
+                "FieldValueInvalid",
+                format!("Invalid value: {shown}: may not change once set"),
+            ));
+        }
+    }
+    if !new_lb && !spec_of(new, "loadBalancerClass").is_null() {
+        return Err((
+            "spec.loadBalancerClass",
+            "FieldValueForbidden",
+            "Forbidden: may only be used when `type` is 'LoadBalancer'".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 /// Default a Namespace: `spec.finalizers` and `status.phase`.
 pub fn namespace(obj: &mut Value) {
     if let Some(o) = obj.as_object_mut() {

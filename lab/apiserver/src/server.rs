@@ -629,9 +629,21 @@ impl App {
         check_type(rt, &new)?;
         if let Some(old) = old {
             if ctx.sub == "status" {
-                // Only status changes through the status subresource.
+                // Status changes through the status subresource; so do labels and
+                // annotations of Services and Nodes (their status strategies reset only
+                // `spec`, as upstream's do).
                 let status = new.get("status").cloned();
                 let mut merged = old.clone();
+                if matches!(rt.plural, "services" | "nodes")
+                    && let Some(m) = meta_mut(&mut merged)
+                {
+                    for field in ["labels", "annotations"] {
+                        match new.pointer(&format!("/metadata/{field}")).cloned() {
+                            Some(v) if !v.is_null() => m.insert(field.into(), v),
+                            _ => m.remove(field),
+                        };
+                    }
+                }
                 if let Some(o) = merged.as_object_mut() {
                     match status {
                         Some(s) => o.insert("status".into(), s),
@@ -659,6 +671,11 @@ impl App {
             if let Some(o) = new.as_object_mut() {
                 o.insert("status".into(), json!({"loadBalancer": {}}));
             }
+        }
+        if rt.plural == "services" && ctx.sub.is_empty() {
+            defaults::service_update(&mut new, old).map_err(|(field, cause, detail)| {
+                ApiError::invalid(rt, &ctx.name, field, cause, &detail)
+            })?;
         }
         match rt.plural {
             "services" if ctx.sub.is_empty() => defaults::service(&self.alloc, &mut new, old),

@@ -70,7 +70,8 @@ async fn patch_types_and_status_subresource() -> anyhow::Result<()> {
     );
     assert_eq!(s.metadata.generation, Some(2));
 
-    // patch_status: only status changes; spec and labels in the patch are ignored.
+    // patch_status: status and metadata change, spec in the patch is ignored (kube-apiserver's
+    // Service status strategy resets only `spec`; checked against v1.28.7).
     let p = json!({"metadata": {"labels": {"tier": "back"}}, "spec": {"sessionAffinity": "None"},
         "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}]}}});
     let s = api
@@ -87,7 +88,7 @@ async fn patch_types_and_status_subresource() -> anyhow::Result<()> {
             .as_ref()
             .and_then(|l| l.get("tier"))
             .map(String::as_str),
-        Some("front")
+        Some("back")
     );
     assert_eq!(
         s.metadata.generation,

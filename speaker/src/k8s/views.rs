@@ -132,6 +132,7 @@ impl SliceInfo {
             .iter()
             .map(|ep| EndpointView {
                 node_name: ep.node_name.clone(),
+                addresses: ep.addresses.clone(),
                 ready: ep.conditions.as_ref().and_then(|c| c.ready),
                 serving: ep.conditions.as_ref().and_then(|c| c.serving),
             })
@@ -311,16 +312,19 @@ mod tests {
             vec![
                 EndpointView {
                     node_name: Some("n1".into()),
+                    addresses: vec!["10.0.0.1".into()],
                     ready: Some(true),
                     serving: None
                 },
                 EndpointView {
                     node_name: Some("n2".into()),
+                    addresses: vec!["10.0.0.2".into()],
                     ready: Some(false),
                     serving: Some(true)
                 },
                 EndpointView {
                     node_name: None,
+                    addresses: vec!["10.0.0.3".into()],
                     ready: None,
                     serving: None
                 },

@@ -10,10 +10,10 @@
 //!
 //! 1. it is a **default route** (`/0`) — the node's default route belongs to the host's
 //!    network configuration; taking it over from BGP could cut the node off;
-//! 2. an **allow-list** is configured and no entry of it contains the prefix (with no
-//!    allow-list everything else is installed: a router that leaks a large table would
-//!    then fill the node's kernel table, so production setups should set one, e.g. the
-//!    cluster CIDR);
+//! 2. an **allow-list** is configured and no entry of it contains the prefix; without
+//!    one, when the Nodes' `spec.podCIDRs` are known ([`Exclusions::pod_cidrs`], as the
+//!    daemon always gives them), a prefix that is not inside some Node's pod CIDR (so a
+//!    router that leaks a full table fills nothing);
 //! 3. it **overlaps an exclusion** in either direction: equal to, containing, or inside
 //!    one of our own pod CIDRs or LoadBalancer IPs/prefixes. Equal and inside are the
 //!    obvious cases (a route for our own pods or Service IPs pointing at another node is a
@@ -21,12 +21,16 @@
 //!    learned back from the router would be harmless for our own more-specific CIDR, but
 //!    it would also capture any LoadBalancer IP inside it that this node does not route
 //!    locally, so we do not install it at all;
-//! 4. no **usable next hop** remains after dropping next hops that are one of this node's
+//! 4. it is **unsafe** in any mode ([`super::rules`]): a martian, overlapping a connected
+//!    subnet, covering a BGP peer's or the node's own address (checked right after the
+//!    default route, so that the most telling reason is the one reported);
+//! 5. no **usable next hop** remains after dropping next hops that are one of this node's
 //!    own addresses (our own announcement reflected back), unspecified, loopback,
-//!    multicast, or of the other address family (IPv4 prefixes over IPv6 next hops,
-//!    RFC 8950, are not supported), or IPv4-mapped IPv6 (`::ffff:a.b.c.d`: what gobgpd
-//!    3.10 sends as the next hop of IPv6 routes over an IPv4 session; the kernel refuses
-//!    it as a gateway, so installing it would only fail and retry forever).
+//!    multicast, broadcast, 240/4, link-local, or of the other address family (IPv4
+//!    prefixes over IPv6 next hops, RFC 8950, are not supported), or IPv4-mapped IPv6
+//!    (`::ffff:a.b.c.d`: what gobgpd 3.10 sends as the next hop of IPv6 routes over an
+//!    IPv4 session; the kernel refuses it as a gateway, so installing it would only fail
+//!    and retry forever).
 //!
 //! When several peers offer the same prefix, the kernel route gets all their (distinct)
 //! next hops: ECMP.
@@ -37,82 +41,15 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::rules::{NodeFacts, PrefixSet, Unsafe};
+
 /// Next hops of one kernel route, sorted and deduplicated.
 pub type NextHops = BTreeSet<IpAddr>;
 
 /// A routing table: prefix to its next hops.
 pub type RouteTable = BTreeMap<IpNet, NextHops>;
 
-/// The routes learned from every peer (the union of their Adj-RIB-In), one next hop per
-/// peer and prefix, as BGP delivers them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Learned {
-    by_peer: BTreeMap<IpAddr, BTreeMap<IpNet, IpAddr>>,
-}
-
-impl Learned {
-    /// Records that `peer` offers `prefix` via `next_hop` (replacing its previous route).
-    /// Host bits of `prefix` are cleared. Returns whether anything changed.
-    pub fn learn(&mut self, peer: IpAddr, prefix: IpNet, next_hop: IpAddr) -> bool {
-        let prefix = prefix.trunc();
-        self.by_peer
-            .entry(peer)
-            .or_default()
-            .insert(prefix, next_hop)
-            != Some(next_hop)
-    }
-
-    /// Records that `peer` withdrew `prefix`. Returns whether anything changed.
-    pub fn withdraw(&mut self, peer: IpAddr, prefix: IpNet) -> bool {
-        let prefix = prefix.trunc();
-        let Some(routes) = self.by_peer.get_mut(&peer) else {
-            return false;
-        };
-        let changed = routes.remove(&prefix).is_some();
-        if routes.is_empty() {
-            self.by_peer.remove(&peer);
-        }
-        changed
-    }
-
-    /// Forgets every route of `peer` (its session went down). Returns whether anything
-    /// changed.
-    pub fn peer_down(&mut self, peer: IpAddr) -> bool {
-        self.by_peer.remove(&peer).is_some()
-    }
-
-    /// Number of (peer, prefix) entries.
-    pub fn len(&self) -> usize {
-        self.by_peer.values().map(BTreeMap::len).sum()
-    }
-
-    /// True when nothing is learned.
-    pub fn is_empty(&self) -> bool {
-        self.by_peer.is_empty()
-    }
-
-    /// Every prefix with the next hops offered for it, across peers.
-    fn candidates(&self) -> BTreeMap<IpNet, NextHops> {
-        let mut out: BTreeMap<IpNet, NextHops> = BTreeMap::new();
-        for routes in self.by_peer.values() {
-            for (prefix, nh) in routes {
-                out.entry(*prefix).or_default().insert(*nh);
-            }
-        }
-        out
-    }
-}
-
-/// Builds the state from `(peer, prefix, next hop)` entries.
-impl FromIterator<(IpAddr, IpNet, IpAddr)> for Learned {
-    fn from_iter<I: IntoIterator<Item = (IpAddr, IpNet, IpAddr)>>(iter: I) -> Self {
-        let mut l = Learned::default();
-        for (peer, prefix, nh) in iter {
-            l.learn(peer, prefix, nh);
-        }
-        l
-    }
-}
+pub use super::table::Learned;
 
 /// Which learned prefixes may be installed at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,8 +65,16 @@ pub struct Exclusions {
     /// Prefixes we announce ourselves (our pod CIDRs) and LoadBalancer IPs/prefixes. A
     /// learned prefix overlapping one of them in either direction is not installed.
     pub prefixes: BTreeSet<IpNet>,
-    /// This node's own addresses: never used as a next hop.
+    /// This node's own addresses: never used as a next hop, never covered by a route.
     pub local_addresses: BTreeSet<IpAddr>,
+    /// Subnets connected to this node: never overlapped by a route.
+    pub connected: BTreeSet<IpNet>,
+    /// Addresses of the configured BGP peers (peers seen in the learned routes count
+    /// too): never covered by a route.
+    pub peers: BTreeSet<IpAddr>,
+    /// Every Node's `spec.podCIDRs`. Without an allow-list, only prefixes inside one of
+    /// these are installed; `None` (not known): no such restriction.
+    pub pod_cidrs: Option<BTreeSet<IpNet>>,
 }
 
 /// Why a learned prefix is not installed.
@@ -143,6 +88,27 @@ pub enum SkipReason {
     Excluded(IpNet),
     /// Every offered next hop was ours, unusable, or of the other family.
     NoUsableNextHop,
+    /// No allow-list, and not inside any Node's `spec.podCIDRs`.
+    NotAPodCidr,
+    /// Never installed in any mode (martian, connected subnet, a peer's or our address).
+    Unsafe(Unsafe),
+}
+
+impl SkipReason {
+    /// The reason as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SkipReason::DefaultRoute => "default_route",
+            SkipReason::NotAllowed => "not_allowed",
+            SkipReason::Excluded(_) => "excluded",
+            SkipReason::NoUsableNextHop => "no_usable_next_hop",
+            SkipReason::NotAPodCidr => "not_a_pod_cidr",
+            SkipReason::Unsafe(Unsafe::Martian(_)) => "martian",
+            SkipReason::Unsafe(Unsafe::ConnectedSubnet(_)) => "connected_subnet",
+            SkipReason::Unsafe(Unsafe::PeerAddress(_)) => "peer_address",
+            SkipReason::Unsafe(Unsafe::OwnAddress(_)) => "own_address",
+        }
+    }
 }
 
 impl fmt::Display for SkipReason {
@@ -152,6 +118,8 @@ impl fmt::Display for SkipReason {
             SkipReason::NotAllowed => f.write_str("outside the allow-list"),
             SkipReason::Excluded(p) => write!(f, "overlaps excluded prefix {p}"),
             SkipReason::NoUsableNextHop => f.write_str("no usable next hop"),
+            SkipReason::NotAPodCidr => f.write_str("not inside any Node's spec.podCIDRs"),
+            SkipReason::Unsafe(u) => u.fmt(f),
         }
     }
 }
@@ -165,50 +133,86 @@ pub struct Desired {
     pub skipped: BTreeMap<IpNet, SkipReason>,
 }
 
-/// True when `a` and `b` share any address (one contains the other).
-fn overlaps(a: &IpNet, b: &IpNet) -> bool {
-    a.contains(b) || b.contains(a)
+/// The rules of the module doc, prepared once for many prefixes.
+#[derive(Debug)]
+pub struct Rules {
+    facts: NodeFacts,
+    excluded: PrefixSet,
+    allow: Option<PrefixSet>,
+    pod_cidrs: Option<PrefixSet>,
 }
 
-fn usable_next_hop(prefix: &IpNet, nh: &IpAddr, local: &BTreeSet<IpAddr>) -> bool {
-    let same_family = matches!(
-        (prefix, nh),
-        (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
-    );
-    same_family
-        && !nh.is_unspecified()
-        && !nh.is_loopback()
-        && !nh.is_multicast()
-        && !matches!(nh, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
-        && !local.contains(nh)
+impl Rules {
+    /// Rules for these exclusions and policy; the peers of `learned` count as BGP peers.
+    pub fn new(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolicy) -> Rules {
+        let mut facts = NodeFacts::new();
+        facts.connected = exclusions.connected.iter().copied().collect();
+        facts.local_addresses = exclusions.local_addresses.clone();
+        facts.peers = exclusions
+            .peers
+            .iter()
+            .copied()
+            .chain(learned.peers())
+            .collect();
+        Rules {
+            facts,
+            excluded: exclusions.prefixes.iter().copied().collect(),
+            allow: policy.allow.as_ref().map(|a| a.iter().copied().collect()),
+            pod_cidrs: exclusions
+                .pod_cidrs
+                .as_ref()
+                .map(|p| p.iter().copied().collect()),
+        }
+    }
+
+    /// The next hops to install for `prefix` offered via `offered`, or why not.
+    pub fn evaluate(
+        &self,
+        prefix: &IpNet,
+        offered: impl IntoIterator<Item = IpAddr>,
+    ) -> Result<NextHops, SkipReason> {
+        if prefix.prefix_len() == 0 {
+            return Err(SkipReason::DefaultRoute);
+        }
+        if let Some(u) = self.facts.unsafe_prefix(prefix) {
+            return Err(SkipReason::Unsafe(u));
+        }
+        if let Some(allow) = &self.allow {
+            if allow.covering(prefix).is_none() {
+                return Err(SkipReason::NotAllowed);
+            }
+        } else if let Some(pods) = &self.pod_cidrs
+            && pods.covering(prefix).is_none()
+        {
+            return Err(SkipReason::NotAPodCidr);
+        }
+        if let Some(ex) = self.excluded.overlapping(prefix) {
+            return Err(SkipReason::Excluded(ex));
+        }
+        let hops: NextHops = offered
+            .into_iter()
+            .filter(|nh| self.facts.usable_next_hop(prefix, nh))
+            .collect();
+        if hops.is_empty() {
+            Err(SkipReason::NoUsableNextHop)
+        } else {
+            Ok(hops)
+        }
+    }
 }
 
 /// Computes the desired kernel table from the learned routes (rules in the module doc).
 pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolicy) -> Desired {
+    let rules = Rules::new(learned, exclusions, policy);
     let mut out = Desired::default();
-    for (prefix, offered) in learned.candidates() {
-        if prefix.prefix_len() == 0 {
-            out.skipped.insert(prefix, SkipReason::DefaultRoute);
-            continue;
-        }
-        if let Some(allow) = &policy.allow
-            && !allow.iter().any(|a| a.contains(&prefix))
-        {
-            out.skipped.insert(prefix, SkipReason::NotAllowed);
-            continue;
-        }
-        if let Some(ex) = exclusions.prefixes.iter().find(|e| overlaps(e, &prefix)) {
-            out.skipped.insert(prefix, SkipReason::Excluded(*ex));
-            continue;
-        }
-        let hops: NextHops = offered
-            .into_iter()
-            .filter(|nh| usable_next_hop(&prefix, nh, &exclusions.local_addresses))
-            .collect();
-        if hops.is_empty() {
-            out.skipped.insert(prefix, SkipReason::NoUsableNextHop);
-        } else {
-            out.routes.insert(prefix, hops);
+    for (prefix, offered) in learned.iter() {
+        match rules.evaluate(prefix, offered) {
+            Ok(hops) => {
+                out.routes.insert(*prefix, hops);
+            }
+            Err(reason) => {
+                out.skipped.insert(*prefix, reason);
+            }
         }
     }
     out
@@ -476,7 +480,6 @@ mod tests {
                     ("192.0.2.1", "10.244.7.0/24", "127.0.0.1"),
                     ("192.0.2.1", "10.244.8.0/24", "2001:db8::1"),
                     ("2001:db8::1", "fd00:244:3::/64", "2001:db8::13"),
-                    ("192.0.2.1", "fd00:244:4::/64", "::ffff:192.0.2.1"),
                 ],
                 excluded: vec![],
                 local: vec![],
@@ -486,7 +489,6 @@ mod tests {
                     ("10.244.6.0/24", SkipReason::NoUsableNextHop),
                     ("10.244.7.0/24", SkipReason::NoUsableNextHop),
                     ("10.244.8.0/24", SkipReason::NoUsableNextHop),
-                    ("fd00:244:4::/64", SkipReason::NoUsableNextHop),
                 ],
             },
             Case {
@@ -510,6 +512,7 @@ mod tests {
             let ex = Exclusions {
                 prefixes: c.excluded.iter().map(|s| net(s)).collect(),
                 local_addresses: c.local.iter().map(|s| ip(s)).collect(),
+                ..Default::default()
             };
             let policy = InstallPolicy {
                 allow: c.allow.map(|v| v.iter().map(|s| net(s)).collect()),
@@ -524,6 +527,69 @@ mod tests {
             assert_eq!(got.routes, want, "{}: routes", c.name);
             assert_eq!(got.skipped, want_skipped, "{}: skipped", c.name);
         }
+    }
+
+    /// Without an allow-list only the Nodes' pod CIDRs go in; in every mode the unsafe
+    /// prefixes stay out (a peer's address, a connected subnet, martians).
+    #[test]
+    fn safe_install_by_default() {
+        let l = learned(&[
+            ("172.17.0.1", "10.244.2.0/24", "172.17.0.22"),
+            ("172.17.0.1", "10.244.2.128/25", "172.17.0.22"),
+            ("172.17.0.1", "192.0.2.0/24", "172.17.0.22"),
+            ("172.17.0.1", "172.17.0.2/32", "172.17.0.22"),
+            ("172.17.0.1", "127.0.0.0/8", "172.17.0.22"),
+            ("172.17.0.1", "fd00:10:244:2::/64", "fd00:17::22"),
+            ("172.17.0.1", "10.244.3.0/24", "255.255.255.255"),
+        ]);
+        let ex = Exclusions {
+            connected: [net("172.17.0.0/24"), net("fd00:17::/64")].into(),
+            peers: [ip("172.17.0.2")].into(),
+            pod_cidrs: Some(
+                [
+                    net("10.244.2.0/24"),
+                    net("10.244.3.0/24"),
+                    net("fd00:10:244:2::/64"),
+                    net("127.0.0.0/8"),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let got = desired(&l, &ex, &InstallPolicy::default());
+        let want: RouteTable = [
+            (net("10.244.2.0/24"), hops(&["172.17.0.22"])),
+            (net("10.244.2.128/25"), hops(&["172.17.0.22"])),
+            (net("fd00:10:244:2::/64"), hops(&["fd00:17::22"])),
+        ]
+        .into();
+        assert_eq!(got.routes, want);
+        let reasons: Vec<(String, &str)> = got
+            .skipped
+            .iter()
+            .map(|(p, r)| (p.to_string(), r.label()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("10.244.3.0/24".to_string(), "no_usable_next_hop"),
+                ("127.0.0.0/8".to_string(), "martian"),
+                ("172.17.0.2/32".to_string(), "connected_subnet"),
+                ("192.0.2.0/24".to_string(), "not_a_pod_cidr"),
+            ]
+        );
+        // With an allow-list the pod CIDRs do not matter, the unsafe rules still do.
+        let policy = InstallPolicy {
+            allow: Some(vec![net("0.0.0.0/1"), net("128.0.0.0/1")]),
+        };
+        let got = desired(&l, &ex, &policy);
+        assert_eq!(
+            got.skipped
+                .get(&net("172.17.0.2/32"))
+                .map(SkipReason::label),
+            Some("connected_subnet")
+        );
+        assert!(got.routes.contains_key(&net("192.0.2.0/24")));
     }
 
     #[test]

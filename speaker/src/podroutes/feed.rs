@@ -1,22 +1,26 @@
 //! Plugs the reconciler into the speaker daemon.
 //!
-//! The daemon keeps the learned routes itself ([`crate::learned::LearnedRoutes`], folded
-//! from the BGP speaker's events) and publishes the whole table on a watch channel.
 //! [`installer`] returns the [`PodRouteInstaller`] that `crate::Options` takes: it hands
-//! every new table to the reconciler whole (level-triggered, so no event can be lost),
-//! adds the node's own pod CIDRs and the LoadBalancer address space to the exclusions, and reports what is in the kernel
-//! back for the status page.
+//! the BGP speaker's learned-route feed to the reconciler as it is (the one path learned
+//! routes take, in the daemon and in the tests), turns the daemon's small
+//! [`PodRouteContext`] and the Nodes' pod CIDRs into the reconciler's [`Inputs`], and
+//! reports what is in the kernel back for the status page.
 //!
 //! On shutdown (the feed's cancel token) our routes are removed: the BGP sessions that
-//! justified them are being closed, which is the same as a session drop.
+//! justified them are being closed, which is the same as a session drop. A speaker that
+//! is killed instead leaves them, and its successor adopts them (see the module doc of
+//! [`super`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::IpNet;
 use tracing::{info, warn};
 
-use super::{Learned, PodRoutes, PodRoutesHandle, PodRoutesOptions, Snapshot};
-use crate::learned::{InstalledRoute, LearnedRoutes, PodRouteFeed, PodRouteInstaller};
+use super::nodes::NodePodCidrs;
+use super::{Inputs, PodRoutes, PodRoutesHandle, PodRoutesOptions, Snapshot};
+use crate::learned::{
+    InstalledRoute, PodRouteContext, PodRouteFeed, PodRouteInstaller, PodRouteReport,
+};
 
 /// The pod-route installer for `crate::Options::pod_route_installer`. `opts.exclusions`
 /// should hold the LoadBalancer IPs/pools (the feed only carries our pod CIDRs).
@@ -26,24 +30,35 @@ pub fn installer(opts: PodRoutesOptions) -> PodRouteInstaller {
 
 async fn follow(opts: PodRoutesOptions, feed: PodRouteFeed) {
     let PodRouteFeed {
-        mut learned,
+        routes: learned,
+        mut context,
+        mut node_pod_cidrs,
         report,
         cancel,
     } = feed;
     let base = opts.exclusions.clone();
-    let (routes, task) = PodRoutes::spawn(opts);
+    let (routes, task) = PodRoutes::spawn(opts, learned);
     let mut status = routes.subscribe();
-    let first = learned.borrow_and_update().clone();
-    push(&routes, &first, &base);
+    push(
+        &routes,
+        &context.borrow_and_update(),
+        &node_pod_cidrs.borrow_and_update(),
+        &base,
+    );
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            changed = learned.changed() => {
+            changed = context.changed() => {
                 if changed.is_err() {
                     break;
                 }
-                let table = learned.borrow_and_update().clone();
-                push(&routes, &table, &base);
+                push(&routes, &context.borrow_and_update(), &node_pod_cidrs.borrow(), &base);
+            }
+            changed = node_pod_cidrs.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                push(&routes, &context.borrow(), &node_pod_cidrs.borrow_and_update(), &base);
             }
             changed = status.changed() => {
                 if changed.is_err() {
@@ -69,35 +84,42 @@ async fn follow(opts: PodRoutesOptions, feed: PodRouteFeed) {
     }
 }
 
-/// Hands the whole learned table and the exclusions to the reconciler.
-fn push(routes: &PodRoutesHandle, table: &LearnedRoutes, base: &BTreeSet<IpNet>) {
+/// Hands the daemon's context to the reconciler. Without the Nodes' pod CIDRs (not
+/// listed yet) nothing is allowed without an allow-list: an empty set, not "no rule".
+fn push(
+    routes: &PodRoutesHandle,
+    ctx: &PodRouteContext,
+    node_pod_cidrs: &NodePodCidrs,
+    base: &BTreeSet<IpNet>,
+) {
     let mut exclusions = base.clone();
-    exclusions.extend(table.local_pod_cidrs.iter().copied());
-    exclusions.extend(table.load_balancer_prefixes.iter().copied());
-    routes.set_exclusions(exclusions);
-    let learned: Learned = table
-        .routes
-        .iter()
-        .flat_map(|(prefix, by_peer)| by_peer.iter().map(|(peer, nh)| (*peer, *prefix, *nh)))
-        .collect();
-    routes.set_learned(learned);
+    exclusions.extend(ctx.local_pod_cidrs.iter().copied());
+    exclusions.extend(ctx.load_balancer_prefixes.iter().copied());
+    routes.set_inputs(Inputs {
+        exclusions,
+        pod_cidrs: Some(node_pod_cidrs.clone().unwrap_or_default()),
+        peers: ctx.peers.clone(),
+        expected_peers: ctx.peers_known.then(|| ctx.peers.clone()),
+        complete: ctx.peers_known && node_pod_cidrs.is_some(),
+    });
 }
 
 /// The status page's rows: installed routes, and routes the kernel refused (with the
-/// error and the next hops we wanted).
-fn to_report(s: &Snapshot) -> Vec<InstalledRoute> {
-    let error_for = |p: &IpNet| s.failed.iter().find(|f| f.0 == *p).map(|f| f.2.clone());
+/// error and the next hops we wanted); refusals counted per reason.
+fn to_report(s: &Snapshot) -> PodRouteReport {
+    let errors: HashMap<IpNet, &String> = s.failed.iter().map(|f| (f.0, &f.2)).collect();
     let mut rows: Vec<InstalledRoute> = s
         .installed
         .iter()
         .map(|(prefix, hops)| InstalledRoute {
             prefix: *prefix,
             next_hops: hops.clone(),
-            error: error_for(prefix),
+            error: errors.get(prefix).map(|e| (*e).clone()),
         })
         .collect();
+    let installed: BTreeSet<IpNet> = s.installed.iter().map(|r| r.0).collect();
     for (prefix, hops, error) in &s.failed {
-        if !hops.is_empty() && !rows.iter().any(|r| r.prefix == *prefix) {
+        if !hops.is_empty() && !installed.contains(prefix) {
             rows.push(InstalledRoute {
                 prefix: *prefix,
                 next_hops: hops.clone(),
@@ -106,5 +128,15 @@ fn to_report(s: &Snapshot) -> Vec<InstalledRoute> {
         }
     }
     rows.sort_by_key(|r| r.prefix);
-    rows
+    let refused: BTreeMap<String, usize> = s
+        .refused
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), *v))
+        .collect();
+    PodRouteReport {
+        routes: rows,
+        installed_count: s.installed_count,
+        refused,
+        learned_prefixes: s.learned_prefixes,
+    }
 }

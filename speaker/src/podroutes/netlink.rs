@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -43,6 +43,10 @@ pub const DEFAULT_METRIC: u32 = 2000;
 
 /// The main routing table.
 const MAIN_TABLE: u32 = RouteHeader::RT_TABLE_MAIN as u32;
+
+/// Kernel requests in flight at once on the netlink socket: a large table goes in at
+/// kernel speed instead of one round trip per route.
+pub const PIPELINE: usize = 128;
 
 /// ESRCH: the route to delete is already gone.
 const ESRCH: i32 = 3;
@@ -169,6 +173,22 @@ impl KernelRoutes {
     /// the kernel reports in parts (IPv6 siblings) are merged per prefix and metric.
     pub async fn list(&self) -> Result<Vec<InstalledRoute>, NetlinkError> {
         let mut out: BTreeMap<(IpNet, u32), InstalledRoute> = BTreeMap::new();
+        self.for_each_route(|r| match out.entry((r.prefix, r.metric)) {
+            Entry::Occupied(mut o) => o.get_mut().next_hops.extend(r.next_hops),
+            Entry::Vacant(v) => {
+                v.insert(r);
+            }
+        })
+        .await?;
+        Ok(out.into_values().collect())
+    }
+
+    /// Every route (or part of one: IPv6 siblings come one by one) in the main table
+    /// with our protocol number, handed to `f` as it is read (no table in between).
+    pub async fn for_each_route(
+        &self,
+        mut f: impl FnMut(InstalledRoute),
+    ) -> Result<(), NetlinkError> {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
@@ -183,21 +203,23 @@ impl KernelRoutes {
                     })?;
                 let Some(m) = next else { break };
                 if let Some(r) = parse_ours(&m) {
-                    match out.entry((r.prefix, r.metric)) {
-                        Entry::Occupied(mut o) => o.get_mut().next_hops.extend(r.next_hops),
-                        Entry::Vacant(v) => {
-                            v.insert(r);
-                        }
-                    }
+                    f(r);
                 }
             }
         }
-        Ok(out.into_values().collect())
+        Ok(())
     }
 
     /// Every address configured on this namespace's interfaces.
     pub async fn local_addresses(&self) -> Result<BTreeSet<IpAddr>, NetlinkError> {
+        Ok(self.addresses().await?.0)
+    }
+
+    /// This namespace's addresses, and the subnets they connect it to (each address with
+    /// its prefix length).
+    pub async fn addresses(&self) -> Result<(BTreeSet<IpAddr>, BTreeSet<IpNet>), NetlinkError> {
         let mut out = BTreeSet::new();
+        let mut connected = BTreeSet::new();
         let mut stream = self.handle.address().get().execute();
         while let Some(m) = stream
             .try_next()
@@ -210,10 +232,13 @@ impl KernelRoutes {
             for a in &m.attributes {
                 if let AddressAttribute::Address(ip) | AddressAttribute::Local(ip) = a {
                     out.insert(*ip);
+                    if let Ok(n) = IpNet::new(*ip, m.header.prefix_len) {
+                        connected.insert(n.trunc());
+                    }
                 }
             }
         }
-        Ok(out)
+        Ok((out, connected))
     }
 
     /// Creates or replaces our route for `prefix`: one gateway, or ECMP (RTA_MULTIPATH)
@@ -252,6 +277,26 @@ impl KernelRoutes {
                 source,
             }),
         }
+    }
+
+    /// Applies planned operations with up to [`PIPELINE`] requests in flight; the
+    /// results come back in the order of `ops`. Callers order dependent operations
+    /// (deletes before replaces) by calling this once per group.
+    pub async fn apply_all(&self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
+        let mut out = Vec::with_capacity(ops.len());
+        let mut in_flight = futures::stream::FuturesOrdered::new();
+        for op in ops {
+            if in_flight.len() >= PIPELINE
+                && let Some(r) = in_flight.next().await
+            {
+                out.push(r);
+            }
+            in_flight.push_back(self.apply(op));
+        }
+        while let Some(r) = in_flight.next().await {
+            out.push(r);
+        }
+        out
     }
 
     /// Applies one planned operation.
