@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferrolb_bgp::rib::{AdjRibIn, AdjRibOut, RibInEvent, Route};
 use ferrolb_bgp::wire::{
-    AddressFamily, AsSegment, LargeCommunity, MAX_MESSAGE_LEN, Message, NextHop, Origin,
-    PathAttributes, SessionContext, decode, message_length,
+    AddressFamily, AsSegment, ExtendedCommunity, LargeCommunity, MAX_MESSAGE_LEN, Message, NextHop,
+    Origin, PathAttributes, SessionContext, decode, message_length,
 };
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
@@ -217,17 +217,35 @@ fn arb_attrs() -> impl Strategy<Value = PathAttributes> {
             }),
             0..12,
         ),
+        prop::collection::vec(arb_ext_community(), 0..6),
     )
         .prop_map(
-            |(origin, as_path, med, local_pref, communities, large_communities)| PathAttributes {
-                origin,
-                as_path,
-                med,
-                local_pref,
-                communities,
-                large_communities,
+            |(origin, as_path, med, local_pref, communities, large_communities, ext)| {
+                PathAttributes {
+                    origin,
+                    as_path,
+                    med,
+                    local_pref,
+                    communities,
+                    ext_communities: ext,
+                    large_communities,
+                }
             },
         )
+}
+
+/// Extended communities of the common types, transitive and not: two-octet AS, IPv4 and
+/// four-octet AS specific (route target, route origin, link bandwidth subtypes) and
+/// opaque, with random values.
+fn arb_ext_community() -> impl Strategy<Value = ExtendedCommunity> {
+    (
+        prop::sample::select(vec![0x00u8, 0x40, 0x01, 0x41, 0x02, 0x42, 0x03, 0x43]),
+        prop::sample::select(vec![0x02u8, 0x03, 0x04]),
+        any::<[u8; 6]>(),
+    )
+        .prop_map(|(ty, sub, v)| {
+            ExtendedCommunity::from_bytes([ty, sub, v[0], v[1], v[2], v[3], v[4], v[5]])
+        })
 }
 
 fn arb_next_hop_v4() -> impl Strategy<Value = NextHop> {
@@ -285,6 +303,7 @@ fn expected(desired: &BTreeMap<IpNet, Route>, ctx: &SessionContext) -> BTreeMap<
                 r.attributes.local_pref = Some(r.attributes.local_pref.unwrap_or(100));
             } else {
                 r.attributes.local_pref = None;
+                r.attributes.ext_communities.retain(|c| c.is_transitive());
                 match r.attributes.as_path.first_mut() {
                     Some(AsSegment::Sequence(s)) if s.len() < 255 => s.insert(0, ctx.local_as),
                     _ => r

@@ -2,40 +2,16 @@
 //! they must decode to what the daemons were configured to announce, and where our
 //! encoder would send the same route, it must produce the daemon's bytes.
 
+mod wire_support;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ferrolb_bgp::rib::AdjRibIn;
 use ferrolb_bgp::wire::{
     AddressFamily, AsSegment, Capability, LargeCommunity, Message, NextHop, Origin, SessionContext,
-    Update, decode, encode, message_length,
+    Update, decode, encode,
 };
-use ipnet::IpNet;
-
-fn ctx(four: bool, local_as: u32, peer_as: u32) -> SessionContext {
-    SessionContext {
-        four_octet_as: four,
-        families: vec![AddressFamily::Ipv4Unicast, AddressFamily::Ipv6Unicast],
-        route_refresh: true,
-        local_as,
-        peer_as,
-    }
-}
-
-/// Splits a captured TCP stream into frames using our header check.
-fn frames(name: &str) -> Vec<Vec<u8>> {
-    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off < bytes.len() {
-        let len = message_length(&bytes[off..])
-            .unwrap()
-            .expect("complete frame");
-        out.push(bytes[off..off + len].to_vec());
-        off += len;
-    }
-    out
-}
+use wire_support::{ctx, frames, net};
 
 fn decode_all(name: &str, c: &SessionContext) -> Vec<(Vec<u8>, Message)> {
     frames(name)
@@ -53,10 +29,6 @@ fn update(m: &Message) -> &Update {
         Message::Update(u) => u,
         other => panic!("expected UPDATE, got {other:?}"),
     }
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
 }
 
 /// Re-encodes a received UPDATE as if we were the sender (our AS = the daemon's AS):

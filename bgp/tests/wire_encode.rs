@@ -4,6 +4,8 @@
 //! bytes. bgpkit takes explicit attribute flags and order, so the oracle pins down
 //! flags, order, lengths and the AS number width we are supposed to produce.
 
+mod wire_support;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use bgpkit_parser::models::capabilities::{
@@ -12,38 +14,18 @@ use bgpkit_parser::models::capabilities::{
 };
 use bgpkit_parser::models::{Afi, Safi};
 use bgpkit_parser::models::{
-    AsPath as BkAsPath, AsPathSegment as BkSeg, Asn, AsnLength, AttrFlags, Attribute,
-    AttributeValue, Attributes, BgpError, BgpMessage as BkMessage, BgpNotificationMessage,
-    BgpOpenMessage, BgpRouteRefreshMessage, BgpUpdateMessage as BkUpdate, Capability as BkCap,
-    CapabilityValue, Community as BkCommunity, LargeCommunity as BkLarge, NetworkPrefix,
-    NextHopAddress, Nlri, OptParam, Origin as BkOrigin, ParamValue,
+    AsPath as BkAsPath, AsPathSegment as BkSeg, Asn, AsnLength, Attribute, AttributeValue,
+    Attributes, BgpError, BgpMessage as BkMessage, BgpNotificationMessage, BgpOpenMessage,
+    BgpRouteRefreshMessage, BgpUpdateMessage as BkUpdate, Capability as BkCap, CapabilityValue,
+    Community as BkCommunity, LargeCommunity as BkLarge, NetworkPrefix, NextHopAddress, Nlri,
+    OptParam, Origin as BkOrigin, ParamValue,
 };
 use ferrolb_bgp::wire::{
     AddressFamily, AsSegment, Capability, LargeCommunity, MAX_MESSAGE_LEN, Message, NextHop,
     Notification, Open, PathAttributes, SessionContext, Update, encode,
 };
 use ipnet::IpNet;
-
-fn ctx(four: bool, local_as: u32, peer_as: u32) -> SessionContext {
-    SessionContext {
-        four_octet_as: four,
-        families: vec![AddressFamily::Ipv4Unicast, AddressFamily::Ipv6Unicast],
-        route_refresh: true,
-        local_as,
-        peer_as,
-    }
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().unwrap()
-}
-
-fn attr(flags: u8, value: AttributeValue) -> Attribute {
-    Attribute {
-        value,
-        flag: AttrFlags::from_bits_retain(flags),
-    }
-}
+use wire_support::{ON, OT, WK, attr, ctx, net};
 
 fn prefixes(list: &[&str]) -> Vec<NetworkPrefix> {
     list.iter()
@@ -64,10 +46,6 @@ fn bk_update(
     });
     msg.encode(asn_len).unwrap().to_vec()
 }
-
-const WK: u8 = 0x40; // well-known transitive
-const ON: u8 = 0x80; // optional non-transitive
-const OT: u8 = 0xc0; // optional transitive
 
 fn full_open() -> Open {
     Open {

@@ -92,17 +92,34 @@ pub fn node_object(n: u8) -> serde_json::Value {
 
 /// Creates (or updates) the Node objects, status included.
 pub async fn apply_nodes(client: &Client, nodes: u8) -> Result<()> {
+    apply_node_objects(client, (1..=nodes).map(node_object).collect()).await
+}
+
+/// Creates (or updates) Node objects made like [`node_object`], status included.
+///
+/// The status goes in as a merge patch, never in the applied object: a dual-stack Node has
+/// two `InternalIP` addresses, and `status.addresses` is a list map keyed by `type` in the
+/// server-side apply schema, so the real kube-apiserver refuses to apply it ("duplicate
+/// entries for key [type=\"InternalIP\"]", kubernetes/kubernetes#121896; kubelet patches
+/// Node status too).
+pub async fn apply_node_objects(client: &Client, objects: Vec<serde_json::Value>) -> Result<()> {
     let api: Api<Node> = Api::all(client.clone());
-    for n in 1..=nodes {
-        let obj = node_object(n);
-        let name = Names::node_name(n);
+    for mut obj in objects {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let status = obj
+            .as_object_mut()
+            .and_then(|o| o.remove("status"))
+            .unwrap_or_default();
         api.patch(&name, &apply(), &Patch::Apply(&obj))
             .await
             .with_context(|| format!("applying node {name}"))?;
         api.patch_status(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": obj["status"]})),
+            &Patch::Merge(json!({ "status": status })),
         )
         .await
         .with_context(|| format!("node {name} status"))?;

@@ -3,6 +3,8 @@
 //! the router sends to this node is accepted), listens on IP:port and forwards each
 //! connection round-robin to the ready endpoints: this node's only (`externalTrafficPolicy:
 //! Local`) or all of them (`Cluster`; other nodes' pods are reached over BGP pod routes).
+//! IPv6 Service IPs work the same way (a /128 on `lo`, IPv6 endpoints), each family
+//! forwarded to endpoints of its own family.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -73,10 +75,12 @@ pub fn desired(services: &[Arc<Service>], slices: &[Arc<EndpointSlice>], node: &
                     }
                 }
             }
+            // Per family, as kube-proxy does: a dual-stack Service's IPv6 address goes to the
+            // endpoints of its IPv6 slices only.
             for ip in &ips {
                 out.entry(SocketAddr::new(*ip, port.port as u16))
                     .or_default()
-                    .extend(backends.iter().copied());
+                    .extend(backends.iter().filter(|b| b.is_ipv4() == ip.is_ipv4()));
             }
         }
     }
@@ -142,6 +146,25 @@ async fn accept_loop(listener: TcpListener, backends: Arc<RwLock<Vec<SocketAddr>
     }
 }
 
+/// Binds `a`, retrying for a moment: a freshly added IPv6 address can refuse the bind
+/// (`EADDRNOTAVAIL`) for a few milliseconds; without the retry the listener would wait
+/// for the next reconcile, up to 2 s later.
+async fn bind_soon(a: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(a).await {
+            Err(e)
+                if e.raw_os_error() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32)
+                    && tries < 50 =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Brings the listeners in line with `want`.
 async fn reconcile(current: &mut HashMap<SocketAddr, Listening>, want: &Desired) {
     let stale: Vec<SocketAddr> = current
@@ -167,8 +190,13 @@ async fn reconcile(current: &mut HashMap<SocketAddr, Listening>, want: &Desired)
             }
             continue;
         }
-        ip_cmd(&["addr", "replace", &host_prefix(a.ip()), "dev", "lo"]);
-        match TcpListener::bind(a).await {
+        let prefix = host_prefix(a.ip());
+        let mut add = vec!["addr", "replace", &prefix, "dev", "lo"];
+        if a.is_ipv6() {
+            add.push("nodad");
+        }
+        ip_cmd(&add);
+        match bind_soon(*a).await {
             Ok(listener) => {
                 let shared = Arc::new(RwLock::new(backends.clone()));
                 let task = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -271,6 +299,26 @@ mod tests {
         assert_eq!(want[&a], vec!["10.244.1.11:8080".parse().unwrap()]);
         let want = desired(&[svc("Cluster", Some("172.17.254.1"))], &slices, "n1");
         assert_eq!(want[&a].len(), 2);
+    }
+
+    #[test]
+    fn dual_stack_service_forwards_each_family_to_its_own_endpoints() {
+        let mut v = serde_json::to_value(svc("Local", None).as_ref()).unwrap();
+        v["status"] = json!({"loadBalancer": {"ingress": [
+            {"ip": "172.17.254.1"}, {"ip": "fd00:172:17:254::1"}]}});
+        let dual: Arc<Service> = Arc::new(serde_json::from_value(v).unwrap());
+        let mut v6 = serde_json::to_value(slice("n1", "fd00:10:244:1::11", true).as_ref()).unwrap();
+        v6["metadata"]["name"] = json!("web-n1-v6");
+        v6["addressType"] = json!("IPv6");
+        let slices = vec![
+            slice("n1", "10.244.1.11", true),
+            Arc::new(serde_json::from_value(v6).unwrap()),
+        ];
+        let want = desired(&[dual], &slices, "n1");
+        let a4: SocketAddr = "172.17.254.1:80".parse().unwrap();
+        let a6: SocketAddr = "[fd00:172:17:254::1]:80".parse().unwrap();
+        assert_eq!(want[&a4], vec!["10.244.1.11:8080".parse().unwrap()]);
+        assert_eq!(want[&a6], vec!["[fd00:10:244:1::11]:8080".parse().unwrap()]);
     }
 
     #[test]

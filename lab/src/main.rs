@@ -39,6 +39,10 @@ struct LabArgs {
     /// externalTrafficPolicy of the demo Service.
     #[arg(long, value_parser = ["Local", "Cluster"], default_value = "Local")]
     policy: String,
+    /// Dual stack: IPv6 on both segments, in the nodes and pods, an IPv6 BGP session per
+    /// node, an IPv6 pool and a RequireDualStack Service (see docs/lab.md).
+    #[arg(long)]
+    dual_stack: bool,
     /// MetalLB configuration: a ConfigMap manifest (its `config` key is used) or the bare
     /// YAML. Default: the seed lab's (manifests/config.yaml).
     #[arg(long)]
@@ -136,6 +140,7 @@ fn spec(args: &LabArgs) -> Result<LabSpec> {
     spec.router = args.router;
     spec.policy = args.policy.clone();
     spec.detach = true;
+    spec.set_dual_stack(args.dual_stack);
     spec.apiserver = match args.apiserver {
         Some(ApiServerArg::Real) => ApiServerKind::Real,
         Some(ApiServerArg::Lab) => ApiServerKind::Lab,

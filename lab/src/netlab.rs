@@ -7,14 +7,14 @@
 //! down when the [`NetLab`] is dropped, also during a panic).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ferrolb_netns::{KernelRoute, RibRoute, Signal};
+use ferrolb_netns::{Family, KernelRoute, RibRoute, Signal};
 use ipnet::IpNet;
 use kube::Client;
 
@@ -90,8 +90,17 @@ pub struct LabSpec {
     pub bins: Bins,
     /// Leave the processes running when this handle goes away (the CLI's `up`).
     pub detach: bool,
+    /// IPv6 as well: addresses on both segments and in the pods, a second (IPv6) BGP
+    /// session per node, IPv6 pod CIDRs, a `RequireDualStack` Service. Set it with
+    /// [`LabSpec::set_dual_stack`], which also switches to the dual-stack configuration.
+    pub dual_stack: bool,
     /// The real kube-apiserver (default where available) or the lab API server.
     pub apiserver: ApiServerKind,
+}
+
+/// The seed ConfigMap's configuration (`manifests/config.yaml`).
+fn seed_config() -> String {
+    k8s::config_text(include_str!("../../manifests/config.yaml")).unwrap_or_default()
 }
 
 impl LabSpec {
@@ -105,12 +114,29 @@ impl LabSpec {
             router: RouterKind::Gobgp,
             router_bfd: None,
             policy: "Local".into(),
-            config: k8s::config_text(include_str!("../../manifests/config.yaml"))
-                .unwrap_or_default(),
+            config: seed_config(),
             bins,
             detach: false,
+            dual_stack: false,
             apiserver: default_apiserver(),
         }
+    }
+
+    /// Makes the lab dual-stack (or not) and uses the matching seed configuration
+    /// ([`topology::dual_stack_config`] or the seed ConfigMap); set `config` afterwards to
+    /// use another one.
+    pub fn set_dual_stack(&mut self, on: bool) {
+        self.dual_stack = on;
+        self.config = if on {
+            topology::dual_stack_config(None)
+        } else {
+            seed_config()
+        };
+    }
+
+    /// BGP sessions the router has when every node is up: one per node and family.
+    pub fn sessions(&self) -> usize {
+        usize::from(self.nodes) * if self.dual_stack { 2 } else { 1 }
     }
 }
 
@@ -161,7 +187,8 @@ impl NetLab {
     pub fn attach(spec: LabSpec) -> NetLab {
         let names = Names::new(spec.prefix.clone());
         let state = StateDir::new(spec.state_dir.clone());
-        let router = Router::new(spec.router, &names, &state);
+        let mut router = Router::new(spec.router, &names, &state);
+        router.ipv6 = spec.dual_stack;
         NetLab {
             spec,
             names,
@@ -201,7 +228,11 @@ impl NetLab {
 
     fn start_all(&self, progress: Progress<'_>) -> Result<()> {
         let s = &self.spec;
-        topology::build(&self.names, s.nodes, s.pods)?;
+        if s.dual_stack {
+            topology::build_dual_stack(&self.names, s.nodes, s.pods)?;
+        } else {
+            topology::build(&self.names, s.nodes, s.pods)?;
+        }
         progress(&format!(
             "network: router {}, client, master, {} nodes with {} pods each",
             self.names.rt(),
@@ -220,6 +251,7 @@ impl NetLab {
             nodes: s.nodes,
             lab_bin: s.bins.lab.clone(),
             bfd: s.router_bfd,
+            dual_stack: s.dual_stack,
         })?;
         progress(&format!(
             "router: {} (AS {}) on 172.17.0.1",
@@ -227,13 +259,24 @@ impl NetLab {
             addr::ROUTER_ASN
         ));
         let (nodes, pods, config, policy) = (s.nodes, s.pods, s.config.clone(), s.policy.clone());
+        let dual_stack = s.dual_stack;
         self.kube(move |c| async move {
             k8s::apply_namespaces(&c).await?;
-            k8s::apply_nodes(&c, nodes).await?;
+            if dual_stack {
+                crate::dualstack::apply_nodes(&c, nodes).await?;
+            } else {
+                k8s::apply_nodes(&c, nodes).await?;
+            }
             k8s::apply_config(&c, &config).await?;
             k8s::apply_endpoints(&c, &vec![pods; nodes as usize]).await?;
             k8s::apply_service(&c, &policy).await
         })?;
+        if s.dual_stack {
+            let (nodes, pods) = (s.nodes, s.pods);
+            self.kube(
+                move |c| async move { crate::dualstack::apply_objects(&c, nodes, pods).await },
+            )?;
+        }
         progress(
             "objects: Nodes, ConfigMap metallb-system/config, Service default/web, EndpointSlices",
         );
@@ -319,7 +362,12 @@ impl NetLab {
                 "--pod".into(),
                 Names::pod_name(n, m),
                 "--listen".into(),
-                format!("0.0.0.0:{}", k8s::POD_PORT),
+                // `[::]` takes IPv4 too (not IPV6_V6ONLY): one server for both families.
+                if self.spec.dual_stack {
+                    format!("[::]:{}", k8s::POD_PORT)
+                } else {
+                    format!("0.0.0.0:{}", k8s::POD_PORT)
+                },
             ],
         )
         .map(drop)
@@ -385,7 +433,11 @@ impl NetLab {
                 "--pod-cidr-mode".into(),
                 "advertise-and-install".into(),
                 "--pod-route-allow".into(),
-                addr::POD_NET.into(),
+                if self.spec.dual_stack {
+                    format!("{},{}", addr::POD_NET, crate::topology::addr6::POD_NET)
+                } else {
+                    addr::POD_NET.into()
+                },
                 "--port".into(),
                 "7472".into(),
             ],
@@ -452,6 +504,23 @@ impl NetLab {
         })
     }
 
+    /// Waits until every node's kube-proxy stand-in forwards `target` (a Service IP:port):
+    /// a request from inside each node namespace is answered. The router may have a path
+    /// to a node a moment before that node listens on the Service IP.
+    pub fn wait_nodes_forward(&self, target: SocketAddr, timeout: Duration) -> Result<()> {
+        for n in 1..=self.spec.nodes {
+            let ns = self.names.node_ns(n);
+            self.wait(&format!("{ns} forwarding {target}"), timeout, || {
+                let answer = self.http_from(&ns, target, 1)?.concat();
+                if answer.starts_with("error") {
+                    bail!("{answer}");
+                }
+                Ok(Some(()))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Waits until the Service has an IP; returns it.
     pub fn wait_service_ip(&self, timeout: Duration) -> Result<Ipv4Addr> {
         let ip = self.kube(move |c| async move { k8s::wait_service_ip(&c, timeout).await })?;
@@ -467,9 +536,17 @@ impl NetLab {
         })
     }
 
+    /// Waits until the Service has an IPv6 address (dual-stack lab); returns it.
+    pub fn wait_service_ip6(&self, timeout: Duration) -> Result<Ipv6Addr> {
+        self.wait("an IPv6 EXTERNAL-IP", timeout, || {
+            let ips = self.kube(|c| async move { k8s::service_ips(&c).await })?;
+            Ok(ips.iter().find_map(|ip| ip.parse::<Ipv6Addr>().ok()))
+        })
+    }
+
     /// The router's RIB paths for `prefix` (next hops of learned paths).
     pub fn rib_next_hops(&self, prefix: IpNet) -> Result<Vec<IpAddr>> {
-        let rib: Vec<RibRoute> = self.router.rib()?;
+        let rib: Vec<RibRoute> = self.router.rib_family(Family::of(prefix.addr()))?;
         let mut hops: Vec<IpAddr> = rib
             .iter()
             .filter(|r| r.prefix == prefix)
@@ -484,7 +561,7 @@ impl NetLab {
 
     /// The router's kernel next hops for `prefix` (installed by the routing daemon).
     pub fn fib_next_hops(&self, prefix: IpNet) -> Result<Vec<IpAddr>> {
-        let routes: Vec<KernelRoute> = self.router.fib()?;
+        let routes: Vec<KernelRoute> = self.router.fib_family(Family::of(prefix.addr()))?;
         let mut hops: Vec<IpAddr> = routes
             .iter()
             .filter(|r| r.dst == prefix)

@@ -6,6 +6,7 @@
 //! AS-path loop check would drop them otherwise).
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +15,9 @@ use anyhow::{Context, Result, bail};
 use ferrolb_netns::{Family, KernelRoute, RibPath, RibRoute};
 
 use crate::procs::{self, StateDir};
-use crate::topology::{Names, addr};
+use crate::topology::{Names, addr, addr6};
+
+pub use crate::router_config::gobgp_toml;
 
 /// Which routing daemon runs on the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,6 +49,15 @@ impl RouterKind {
         }
     }
 
+    /// The binaries of [`RouterKind::requirements`] that are not installed.
+    pub fn missing(self) -> Vec<&'static str> {
+        self.requirements()
+            .iter()
+            .filter(|(bin, _)| !Path::new(bin).exists())
+            .map(|(bin, _)| *bin)
+            .collect()
+    }
+
     /// Binaries it needs, with the Debian package providing them.
     pub fn requirements(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -71,6 +83,8 @@ pub struct RouterSpec {
     pub lab_bin: PathBuf,
     /// BFD towards every node (BIRD and FRR; gobgpd has none).
     pub bfd: Option<RouterBfd>,
+    /// Also peer with every node over IPv6 (the dual-stack lab, see [`crate::router6`]).
+    pub dual_stack: bool,
 }
 
 /// The router's BFD timers (as a MetalLB `bfd-profiles` entry on the nodes' side).
@@ -97,149 +111,6 @@ impl RouterBfd {
 
 fn node_ips(nodes: u8) -> Vec<std::net::Ipv4Addr> {
     (1..=nodes).map(addr::node).collect()
-}
-
-/// gobgpd's TOML (the approach of lab/vagrant's template: multipath, import/export policy,
-/// `replace-peer-as` towards the nodes; passive so that the speakers' connects win at once).
-pub fn gobgp_toml(nodes: u8) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"[global.config]
-  as = {asn}
-  router-id = "{rid}"
-  port = 179
-  local-address-list = ["{rid}"]
-
-[global.use-multiple-paths.config]
-  enabled = true
-
-[[defined-sets.prefix-sets]]
-  prefix-set-name = "from-cluster"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{pool}"
-    masklength-range = "32..32"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{podnet}"
-    masklength-range = "24..24"
-
-[[defined-sets.prefix-sets]]
-  prefix-set-name = "to-cluster"
-  [[defined-sets.prefix-sets.prefix-list]]
-    ip-prefix = "{podnet}"
-    masklength-range = "24..24"
-
-[[policy-definitions]]
-  name = "import-from-cluster"
-  [[policy-definitions.statements]]
-    name = "pool-and-pod-cidrs"
-    [policy-definitions.statements.conditions.match-prefix-set]
-      prefix-set = "from-cluster"
-      match-set-options = "any"
-    [policy-definitions.statements.actions]
-      route-disposition = "accept-route"
-
-[[policy-definitions]]
-  name = "export-to-cluster"
-  [[policy-definitions.statements]]
-    name = "pod-cidrs"
-    [policy-definitions.statements.conditions.match-prefix-set]
-      prefix-set = "to-cluster"
-      match-set-options = "any"
-    [policy-definitions.statements.actions]
-      route-disposition = "accept-route"
-
-[global.apply-policy.config]
-  import-policy-list = ["import-from-cluster"]
-  default-import-policy = "reject-route"
-  export-policy-list = ["export-to-cluster"]
-  default-export-policy = "reject-route"
-"#,
-        asn = addr::ROUTER_ASN,
-        rid = addr::RT_CLUSTER,
-        pool = addr::POOL,
-        podnet = addr::POD_NET,
-    );
-    for (i, ip) in node_ips(nodes).iter().enumerate() {
-        let _ = write!(
-            s,
-            r#"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{ip}"
-    peer-as = {cluster}
-    description = "{name}"
-  [neighbors.transport.config]
-    passive-mode = true
-  [neighbors.as-path-options.config]
-    replace-peer-as = true
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-"#,
-            cluster = addr::CLUSTER_ASN,
-            name = Names::node_name(i as u8 + 1),
-        );
-    }
-    s
-}
-
-/// BIRD's config: BGP to every node, kernel export with `merge paths` (ECMP).
-pub fn bird_conf(nodes: u8) -> String {
-    bird_conf_with_bfd(nodes, None)
-}
-
-/// [`bird_conf`], with BFD to every node when `bfd` is set. `error wait time 1, 10`: else a
-/// BFD-triggered down keeps the session idle for 60 s (BIRD's default error wait).
-pub fn bird_conf_with_bfd(nodes: u8, bfd: Option<&RouterBfd>) -> String {
-    let bfd_lines = match bfd {
-        Some(b) => format!(
-            "  bfd on;\n  error wait time 1, 10;\n}}\nprotocol bfd {{\n  interface \"*\" {{ min rx interval {} ms; min tx interval {} ms; multiplier {}; }};\n",
-            b.receive_ms, b.transmit_ms, b.multiplier
-        ),
-        None => String::new(),
-    };
-    let mut s = format!(
-        r#"router id {rid};
-log stderr all;
-protocol device {{ scan time 10; }}
-protocol kernel {{
-  ipv4 {{ import none; export where source = RTS_BGP; }};
-  merge paths on;
-}}
-filter from_cluster {{
-  if net ~ [ {pool}{{32,32}}, {podnet}{{24,24}} ] then accept;
-  reject;
-}}
-filter to_cluster {{
-  if net ~ [ {podnet}{{24,24}} ] then {{
-    bgp_path = delete(bgp_path, {cluster});
-    accept;
-  }}
-  reject;
-}}
-template bgp nodes {{
-  local {rid} as {asn};
-  passive on;
-  graceful restart off;
-  ipv4 {{ import filter from_cluster; export filter to_cluster; }};
-{bfd_lines}}}
-"#,
-        rid = addr::RT_CLUSTER,
-        asn = addr::ROUTER_ASN,
-        cluster = addr::CLUSTER_ASN,
-        pool = addr::POOL,
-        podnet = addr::POD_NET,
-    );
-    for (i, ip) in node_ips(nodes).iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "protocol bgp node{} from nodes {{ neighbor {ip} as {}; }}",
-            i + 1,
-            addr::CLUSTER_ASN
-        );
-    }
-    s
 }
 
 /// FRR's integrated config for bgpd (zebra needs none): multipath, `as-override` towards
@@ -313,6 +184,8 @@ pub struct Router {
     pub kind: RouterKind,
     /// Its namespace.
     pub ns: String,
+    /// The lab is dual-stack: RIB, FIB and session reads cover IPv6 too.
+    pub ipv6: bool,
     state: StateDir,
 }
 
@@ -365,6 +238,7 @@ impl Router {
         Router {
             kind,
             ns: names.rt(),
+            ipv6: false,
             state: state.clone(),
         }
     }
@@ -402,7 +276,7 @@ impl Router {
 
     fn start_gobgp(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("gobgpd.toml");
-        std::fs::write(&conf, gobgp_toml(spec.nodes))?;
+        std::fs::write(&conf, gobgp_toml(spec.nodes, spec.dual_stack))?;
         let _ = std::fs::remove_file(self.gobgp_socket());
         let args: Vec<String> = vec![
             "-f".into(),
@@ -443,7 +317,8 @@ impl Router {
 
     fn start_bird(&self, spec: &RouterSpec) -> Result<()> {
         let conf = self.state.path("bird.conf");
-        std::fs::write(&conf, bird_conf_with_bfd(spec.nodes, spec.bfd.as_ref()))?;
+        let text = crate::router_config::bird_conf(spec.nodes, spec.dual_stack, spec.bfd.as_ref());
+        std::fs::write(&conf, text)?;
         let sock = self.bird_socket();
         let _ = std::fs::remove_file(&sock);
         let args: Vec<String> = vec![
@@ -478,7 +353,11 @@ impl Router {
                 .with_context(|| format!("chown frr {}", dir.display()))?;
         }
         let conf = dir.join("bgpd.conf");
-        std::fs::write(&conf, frr_conf_with_bfd(spec.nodes, spec.bfd.is_some()))?;
+        let mut text = frr_conf_with_bfd(spec.nodes, spec.bfd.is_some());
+        if spec.dual_stack {
+            text.push_str(&crate::router_config::frr_conf_v6(spec.nodes));
+        }
+        std::fs::write(&conf, text)?;
         let zconf = dir.join("zebra.conf");
         std::fs::write(&zconf, "hostname rt\n")?;
         let zsock = dir.join("zserv.api");
@@ -552,18 +431,27 @@ impl Router {
 
     /// The router's BGP RIB (IPv4) as data.
     pub fn rib(&self) -> Result<Vec<RibRoute>> {
+        self.rib_family(Family::V4)
+    }
+
+    /// The router's BGP RIB of one address family as data.
+    pub fn rib_family(&self, family: Family) -> Result<Vec<RibRoute>> {
         match self.kind {
             RouterKind::Gobgp => {
                 let t = self.gobgp_target();
                 let json = run(
                     "gobgp",
-                    &["-j", "--target", &t, "global", "rib", "-a", "ipv4"],
+                    &["-j", "--target", &t, "global", "rib", "-a", family.name()],
                 )?;
                 Ok(ferrolb_netns::parse_gobgp_rib(&json)?)
             }
             RouterKind::Bird => {
                 let s = self.bird_socket().display().to_string();
-                let text = run("birdc", &["-s", &s, "show", "route", "all"])?;
+                let table = match family {
+                    Family::V4 => "master4",
+                    Family::V6 => "master6",
+                };
+                let text = run("birdc", &["-s", &s, "show", "route", "table", table, "all"])?;
                 let mut routes = ferrolb_netns::parse_bird_routes(&text)?;
                 // BIRD lists merged kernel paths as separate BGP routes per protocol, good;
                 // keep only the ones learned over BGP.
@@ -574,7 +462,9 @@ impl Router {
                 routes.retain(|r| !r.paths.is_empty());
                 Ok(routes)
             }
-            RouterKind::Frr => parse_frr_rib(&self.vtysh("show bgp ipv4 unicast json")?),
+            RouterKind::Frr => {
+                parse_frr_rib(&self.vtysh(&format!("show bgp {} unicast json", family.name()))?)
+            }
         }
     }
 
@@ -608,6 +498,11 @@ impl Router {
         kernel_routes(&self.ns, Some(self.kind.kernel_proto()))
     }
 
+    /// [`Router::fib`] for one address family.
+    pub fn fib_family(&self, family: Family) -> Result<Vec<KernelRoute>> {
+        kernel_routes_family(&self.ns, family, Some(self.kind.kernel_proto()))
+    }
+
     /// Established BGP sessions, by neighbour address.
     pub fn established(&self) -> Result<Vec<std::net::IpAddr>> {
         match self.kind {
@@ -630,20 +525,33 @@ impl Router {
                 Ok(protos
                     .into_iter()
                     .filter(|p| p.name.starts_with("node") && p.info.contains("Established"))
-                    .filter_map(|p| p.name.trim_start_matches("node").parse::<u8>().ok())
-                    .map(|n| std::net::IpAddr::V4(addr::node(n)))
+                    .filter_map(|p| match p.name.trim_start_matches("node").parse::<u8>() {
+                        Ok(n) => Some(IpAddr::V4(addr::node(n))),
+                        Err(_) => crate::router_config::bird_node_v6(&p.name)
+                            .map(|n| IpAddr::V6(addr6::node(n))),
+                    })
                     .collect())
             }
             RouterKind::Frr => {
-                let v: serde_json::Value =
-                    serde_json::from_str(&self.vtysh("show bgp ipv4 unicast summary json")?)?;
+                // A neighbour shows in the summary of the families it is activated in: the
+                // IPv6 sessions only in IPv6 unicast.
                 let mut out = Vec::new();
-                if let Some(peers) = v.get("peers").and_then(|p| p.as_object()) {
-                    for (ip, p) in peers {
-                        if p.get("state").and_then(|s| s.as_str()) == Some("Established")
-                            && let Ok(ip) = ip.parse()
-                        {
-                            out.push(ip);
+                let families: &[&str] = if self.ipv6 {
+                    &["ipv4", "ipv6"]
+                } else {
+                    &["ipv4"]
+                };
+                for family in families {
+                    let v: serde_json::Value = serde_json::from_str(
+                        &self.vtysh(&format!("show bgp {family} unicast summary json"))?,
+                    )?;
+                    if let Some(peers) = v.get("peers").and_then(|p| p.as_object()) {
+                        for (ip, p) in peers {
+                            if p.get("state").and_then(|s| s.as_str()) == Some("Established")
+                                && let Ok(ip) = ip.parse()
+                            {
+                                out.push(ip);
+                            }
                         }
                     }
                 }
@@ -655,8 +563,21 @@ impl Router {
 
 /// `ip -j route` of namespace `ns` (main table, IPv4), optionally only one protocol.
 pub fn kernel_routes(ns: &str, proto: Option<&str>) -> Result<Vec<KernelRoute>> {
-    let json = run("ip", &["-n", ns, "-j", "-4", "route", "show"])?;
-    let routes = ferrolb_netns::parse_kernel_routes(Family::V4, &json)?;
+    kernel_routes_family(ns, Family::V4, proto)
+}
+
+/// [`kernel_routes`] for one address family.
+pub fn kernel_routes_family(
+    ns: &str,
+    family: Family,
+    proto: Option<&str>,
+) -> Result<Vec<KernelRoute>> {
+    let flag = match family {
+        Family::V4 => "-4",
+        Family::V6 => "-6",
+    };
+    let json = run("ip", &["-n", ns, "-j", flag, "route", "show"])?;
+    let routes = ferrolb_netns::parse_kernel_routes(family, &json)?;
     Ok(routes
         .into_iter()
         .filter(|r| proto.is_none() || r.protocol.as_deref() == proto)
@@ -711,31 +632,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gobgp_config_peers_every_node_with_replace_peer_as() {
-        let t = gobgp_toml(3);
-        for ip in ["172.17.0.21", "172.17.0.22", "172.17.0.23"] {
-            assert!(t.contains(&format!("neighbor-address = \"{ip}\"")), "{t}");
-        }
-        assert_eq!(t.matches("replace-peer-as = true").count(), 3);
-        assert!(!t.contains("172.17.0.24"));
-    }
-
-    #[test]
-    fn bird_config_merges_paths_and_strips_cluster_as() {
-        let c = bird_conf(2);
-        assert!(c.contains("merge paths on"));
-        assert!(c.contains("delete(bgp_path, 64522)"));
-        assert!(c.contains("protocol bgp node2 from nodes { neighbor 172.17.0.22 as 64522; }"));
-    }
-
-    #[test]
     fn bfd_router_configs() {
         let b = RouterBfd::symmetric(300, 3);
-        let c = bird_conf_with_bfd(2, Some(&b));
+        let c = crate::router_config::bird_conf(2, false, Some(&b));
         assert!(c.contains("bfd on;"), "{c}");
         assert!(c.contains("error wait time 1, 10;"));
         assert!(c.contains("min rx interval 300 ms; min tx interval 300 ms; multiplier 3;"));
-        assert!(!bird_conf(2).contains("bfd"));
+        assert!(!crate::router_config::bird_conf(2, false, None).contains("bfd"));
         let f = frr_conf_with_bfd(2, true);
         assert_eq!(f.matches("bfd profile lab").count(), 2, "{f}");
         assert!(frr_bfdd_conf(&b).contains(" profile lab\n  receive-interval 300\n"));

@@ -65,6 +65,64 @@ pub mod addr {
     }
 }
 
+/// The dual-stack lab's IPv6 addressing (ULA, RFC 4193), mirroring the IPv4 plan so an
+/// address reads like its IPv4 twin: 172.17.0.21 <-> fd00:172:17::21, 10.244.3.11 <->
+/// fd00:10:244:3::11.
+pub mod addr6 {
+    use std::net::Ipv6Addr;
+
+    use ipnet::Ipv6Net;
+
+    const fn cluster(last: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x172, 0x17, 0, 0, 0, 0, last)
+    }
+
+    /// The router on the cluster segment fd00:172:17::/64 (BGP peer of every node).
+    pub const RT_CLUSTER: Ipv6Addr = cluster(1);
+    /// The router on the client segment fd00:172:17:1::/64.
+    pub const RT_CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 1, 0, 0, 0, 1);
+    /// The client.
+    pub const CLIENT: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x172, 0x17, 1, 0, 0, 0, 0x10);
+    /// The master.
+    pub const MASTER: Ipv6Addr = cluster(0x10);
+    /// Prefix length of both segments.
+    pub const SEGMENT_LEN: u8 = 64;
+    /// The client segment.
+    pub const CLIENT_NET: &str = "fd00:172:17:1::/64";
+    /// The prefix holding the IPv6 half of the LoadBalancer pool (the routers accept its
+    /// /128s).
+    pub const POOL: &str = "fd00:172:17:254::/112";
+    /// The pool's IPv6 addresses in the configuration: [`POOL`] without its first
+    /// address, fd00:172:17:254:: being the Subnet-Router anycast address of
+    /// fd00:172:17:254::/64 (RFC 4291 2.6.1). `avoid-buggy-ips` only skips IPv4 `.0` and
+    /// `.255`, as in MetalLB.
+    pub const POOL_RANGE: &str = "fd00:172:17:254::1-fd00:172:17:254::ffff";
+    /// The cluster's IPv6 pod network (one /64 per node).
+    pub const POD_NET: &str = "fd00:10:244::/56";
+
+    /// Node `n`'s address (1-based): fd00:172:17::(20+n), hex digits that read like the
+    /// IPv4 address's last octet.
+    pub fn node(n: u8) -> Ipv6Addr {
+        cluster(0x20 + u16::from(n))
+    }
+
+    /// Node `n`'s IPv6 pod CIDR: fd00:10:244:n::/64.
+    pub fn pod_cidr(n: u8) -> Ipv6Net {
+        Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x10, 0x244, n.into(), 0, 0, 0, 0), 64)
+            .unwrap_or_default()
+    }
+
+    /// Node `n`'s bridge address (the pods' IPv6 gateway): fd00:10:244:n::1.
+    pub fn pod_gateway(n: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, n.into(), 0, 0, 0, 1)
+    }
+
+    /// Pod `m` on node `n`: fd00:10:244:n::(10+m).
+    pub fn pod(n: u8, m: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, n.into(), 0, 0, 0, 0x10 + u16::from(m))
+    }
+}
+
 /// The most nodes the addressing supports (172.17.0.21 ..= .70).
 pub const MAX_NODES: u8 = 50;
 /// The most pods per node the addressing supports.
@@ -155,23 +213,43 @@ pub fn ipn(ns: &str, args: &[&str]) -> Result<String> {
 
 /// Sets a sysctl inside namespace `ns`.
 pub fn sysctl(ns: &str, key_value: &str) -> Result<()> {
+    sysctl_all(ns, &[key_value])
+}
+
+/// Sets several sysctls inside namespace `ns` with one `sysctl` run.
+fn sysctl_all(ns: &str, key_values: &[&str]) -> Result<()> {
     let out = Command::new("ip")
-        .args(["netns", "exec", ns, "sysctl", "-q", "-w", key_value])
+        .args(["netns", "exec", ns, "sysctl", "-q", "-w"])
+        .args(key_values)
         .output()
         .context("running sysctl")?;
     if !out.status.success() {
         bail!(
-            "sysctl {key_value} in {ns} failed: {}",
+            "sysctl {} in {ns} failed: {}",
+            key_values.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(())
 }
 
-fn add_ns(ns: &str) -> Result<()> {
+/// Creates namespace `ns` with `lo` up. With `ipv6`, interfaces made in it later skip
+/// duplicate address detection for their link-local addresses too: while a link-local
+/// address is tentative, neighbour discovery stalls and the first connection to a new
+/// neighbour waits for a SYN retransmit (1 s).
+fn add_ns(ns: &str, ipv6: bool) -> Result<()> {
     ip(&["netns", "add", ns]).with_context(|| {
         format!("creating namespace {ns} (a leftover from an earlier run? `ferrolb-lab down` removes it)")
     })?;
+    if ipv6 {
+        sysctl_all(
+            ns,
+            &[
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ],
+        )?;
+    }
     ipn(ns, &["link", "set", "lo", "up"])?;
     Ok(())
 }
@@ -215,6 +293,16 @@ fn addr(ns: &str, dev: &str, a: &str) -> Result<()> {
 /// Builds the network: router, client, master, `nodes` nodes with `pods` pod namespaces
 /// each. Fails if any of the namespaces already exists.
 pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
+    build_namespaces(names, nodes, pods, false)
+}
+
+/// [`build`] with IPv6 as well (see [`add_ipv6`]).
+pub fn build_dual_stack(names: &Names, nodes: u8, pods: u8) -> Result<()> {
+    build_namespaces(names, nodes, pods, true)?;
+    add_ipv6(names, nodes, pods)
+}
+
+fn build_namespaces(names: &Names, nodes: u8, pods: u8, ipv6: bool) -> Result<()> {
     if nodes == 0 || nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
     }
@@ -222,7 +310,7 @@ pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
         bail!("--pods must be between 1 and {MAX_PODS}");
     }
     let rt = names.rt();
-    add_ns(&rt)?;
+    add_ns(&rt, ipv6)?;
     sysctl(&rt, "net.ipv4.ip_forward=1")?;
     // ECMP per flow (5-tuple), not per source/destination pair: one client's connections
     // spread over all next hops, as on a real router with L4 hashing.
@@ -231,7 +319,7 @@ pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
     addr(&rt, "br0", &format!("{}/24", addr::RT_CLUSTER))?;
 
     let client = names.client();
-    add_ns(&client)?;
+    add_ns(&client, ipv6)?;
     veth(&rt, "eth1", &client, "eth0")?;
     addr(&rt, "eth1", &format!("{}/24", addr::RT_CLIENT))?;
     addr(&client, "eth0", &format!("{}/24", addr::CLIENT))?;
@@ -247,7 +335,7 @@ pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
     )?;
 
     let master = names.master();
-    add_ns(&master)?;
+    add_ns(&master, ipv6)?;
     veth(&rt, "vmaster", &master, "eth0")?;
     ipn(&rt, &["link", "set", "vmaster", "master", "br0"])?;
     addr(&master, "eth0", &format!("{}/24", addr::MASTER))?;
@@ -263,15 +351,15 @@ pub fn build(names: &Names, nodes: u8, pods: u8) -> Result<()> {
     )?;
 
     for n in 1..=nodes {
-        build_node(names, n, pods)?;
+        build_node(names, n, pods, ipv6)?;
     }
     Ok(())
 }
 
-fn build_node(names: &Names, n: u8, pods: u8) -> Result<()> {
+fn build_node(names: &Names, n: u8, pods: u8, ipv6: bool) -> Result<()> {
     let rt = names.rt();
     let ns = names.node_ns(n);
-    add_ns(&ns)?;
+    add_ns(&ns, ipv6)?;
     sysctl(&ns, "net.ipv4.ip_forward=1")?;
     let port = Names::rt_port(n);
     veth(&rt, &port, &ns, "eth0")?;
@@ -296,7 +384,7 @@ fn build_node(names: &Names, n: u8, pods: u8) -> Result<()> {
     )?;
     for m in 1..=pods {
         let pod = names.pod_ns(n, m);
-        add_ns(&pod)?;
+        add_ns(&pod, ipv6)?;
         let port = format!("vpod{m}");
         veth(&ns, &port, &pod, "eth0")?;
         ipn(&ns, &["link", "set", &port, "master", "cbr0"])?;
@@ -319,6 +407,86 @@ fn build_node(names: &Names, n: u8, pods: u8) -> Result<()> {
     Ok(())
 }
 
+/// An IPv6 address without duplicate address detection: a tentative address cannot be
+/// bound, and DAD would add a second or two to every start for nothing (the lab assigns
+/// every address itself).
+fn addr6(ns: &str, dev: &str, a: std::net::Ipv6Addr, len: u8) -> Result<()> {
+    ipn(
+        ns,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{a}/{len}"),
+            "dev",
+            dev,
+            "nodad",
+        ],
+    )
+    .map(drop)
+}
+
+fn route6(ns: &str, dst: &str, via: std::net::Ipv6Addr) -> Result<()> {
+    ipn(ns, &["-6", "route", "add", dst, "via", &via.to_string()]).map(drop)
+}
+
+/// Adds IPv6 to the network (same `nodes` and `pods`): ULA addresses on
+/// both segments, the client's and the pods' default routes, the client segment routed
+/// statically from master and nodes, IPv6 forwarding and per-flow ECMP hashing on the
+/// router, a /64 per node's pod bridge. As in IPv4, nothing routes to the pod networks
+/// but the routes BGP installs.
+fn add_ipv6(names: &Names, nodes: u8, pods: u8) -> Result<()> {
+    let rt = names.rt();
+    sysctl(&rt, "net.ipv6.conf.all.forwarding=1")?;
+    sysctl(&rt, "net.ipv6.fib_multipath_hash_policy=1")?;
+    addr6(&rt, "br0", addr6::RT_CLUSTER, addr6::SEGMENT_LEN)?;
+    addr6(&rt, "eth1", addr6::RT_CLIENT, addr6::SEGMENT_LEN)?;
+    let client = names.client();
+    addr6(&client, "eth0", addr6::CLIENT, addr6::SEGMENT_LEN)?;
+    route6(&client, "default", addr6::RT_CLIENT)?;
+    let master = names.master();
+    addr6(&master, "eth0", addr6::MASTER, addr6::SEGMENT_LEN)?;
+    route6(&master, addr6::CLIENT_NET, addr6::RT_CLUSTER)?;
+    for n in 1..=nodes {
+        let ns = names.node_ns(n);
+        sysctl(&ns, "net.ipv6.conf.all.forwarding=1")?;
+        addr6(&ns, "eth0", addr6::node(n), addr6::SEGMENT_LEN)?;
+        route6(&ns, addr6::CLIENT_NET, addr6::RT_CLUSTER)?;
+        let cidr = addr6::pod_cidr(n);
+        addr6(&ns, "cbr0", addr6::pod_gateway(n), cidr.prefix_len())?;
+        for m in 1..=pods {
+            let pod = names.pod_ns(n, m);
+            addr6(&pod, "eth0", addr6::pod(n, m), cidr.prefix_len())?;
+            route6(&pod, "default", addr6::pod_gateway(n))?;
+        }
+    }
+    Ok(())
+}
+
+/// The MetalLB configuration of the dual-stack lab: the seed's IPv4 peer plus the router's
+/// IPv6 address as a second peer (each family on its own session, see docs/lab.md), and
+/// the seed pool with an IPv6 range beside its IPv4 one (a `RequireDualStack` Service
+/// takes both of its IPs from one pool). `hold_time` in seconds, or the default.
+pub fn dual_stack_config(hold_time: Option<u32>) -> String {
+    let hold = hold_time
+        .map(|s| format!("  hold-time: {s}s\n"))
+        .unwrap_or_default();
+    let mut s = String::from("peers:\n");
+    for peer in [addr::RT_CLUSTER.to_string(), addr6::RT_CLUSTER.to_string()] {
+        s.push_str(&format!(
+            "- peer-address: \"{peer}\"\n  peer-asn: {}\n  my-asn: {}\n{hold}",
+            addr::ROUTER_ASN,
+            addr::CLUSTER_ASN
+        ));
+    }
+    s.push_str(&format!(
+        "address-pools:\n- name: default\n  protocol: bgp\n  avoid-buggy-ips: true\n  addresses:\n  - {}\n  - {}\n",
+        addr::POOL,
+        addr6::POOL_RANGE
+    ));
+    s
+}
+
 /// Takes node `n`'s link down (or up) on the node side: the node goes silent (no FIN, no
 /// RST), so the router only notices through its hold timer.
 pub fn set_node_link(names: &Names, n: u8, up: bool) -> Result<()> {
@@ -332,4 +500,57 @@ pub fn set_node_link(names: &Names, n: u8, up: bool) -> Result<()> {
 /// The pod addresses of node `n`.
 pub fn pod_ips(n: u8, pods: u8) -> Vec<Ipv4Addr> {
     (1..=pods).map(|m| addr::pod(n, m)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_plan_mirrors_ipv4() {
+        assert_eq!(addr6::node(1).to_string(), "fd00:172:17::21");
+        assert_eq!(addr6::pod_cidr(3).to_string(), "fd00:10:244:3::/64");
+        assert_eq!(addr6::pod(3, 1).to_string(), "fd00:10:244:3::11");
+        assert_eq!(addr6::pod_gateway(2).to_string(), "fd00:10:244:2::1");
+        let pod_net: ipnet::Ipv6Net = addr6::POD_NET.parse().unwrap();
+        assert!(pod_net.contains(&addr6::pod_cidr(MAX_NODES)));
+        let seg = ipnet::Ipv6Net::new(addr6::RT_CLUSTER, addr6::SEGMENT_LEN).unwrap();
+        assert!(seg.contains(&addr6::node(MAX_NODES)) && seg.contains(&addr6::MASTER));
+    }
+
+    #[test]
+    fn dual_stack_config_parses_with_both_peers_and_one_dual_pool() {
+        let text = dual_stack_config(Some(3));
+        let parsed = ferrolb_config::parse_config(&text).expect("parses").config;
+        let peers: Vec<std::net::IpAddr> = parsed.peers.iter().map(|p| p.address).collect();
+        assert_eq!(
+            peers,
+            [
+                std::net::IpAddr::V4(addr::RT_CLUSTER),
+                std::net::IpAddr::V6(addr6::RT_CLUSTER)
+            ]
+        );
+        assert!(parsed.peers.iter().all(|p| p.hold_time.as_secs() == 3));
+        assert!(
+            parsed
+                .pool_for_ip("172.17.254.1".parse().unwrap())
+                .is_some()
+        );
+        assert!(
+            parsed
+                .pool_for_ip("fd00:172:17:254::1".parse().unwrap())
+                .is_some()
+        );
+        let anycast = "fd00:172:17:254::".parse().unwrap();
+        assert!(
+            parsed.pool_for_ip(anycast).is_none(),
+            "the Subnet-Router anycast address stays out of the pool"
+        );
+        let prefix: ipnet::Ipv6Net = addr6::POOL.parse().unwrap();
+        let last: std::net::Ipv6Addr = "fd00:172:17:254::ffff".parse().unwrap();
+        assert!(
+            prefix.contains(&last),
+            "the routers accept every pool address"
+        );
+    }
 }

@@ -8,8 +8,15 @@
 //! in its own namespace), the lab API server. Timing is taken from `gobgp monitor global rib`
 //! streams read line by line as they arrive, so the numbers do not include CLI polling.
 //! Measured: Service status IP written -> route in the router's RIB (200 Services, one at a
-//! time); Local-policy Service's last endpoint unready -> route gone (50 Services); RSS and
-//! idle CPU with 1,000 Services announced to 2 peers; SIGTERM -> the node's routes gone.
+//! time); the same for dual-stack Services (IPv4 and IPv6 status IPs written together ->
+//! both the /32 and the /128 in the router's RIB, 200 Services); Local-policy Service's
+//! last endpoint unready -> route gone (50 Services); RSS and idle CPU with 1,000 Services
+//! announced to 2 peers; SIGTERM -> the node's routes gone.
+//!
+//! IPv6 here goes over the IPv4 sessions (MP-BGP, both families negotiated, next hop the
+//! Node's IPv6 InternalIP), one session per router as for IPv4; the netns lab's dual-stack
+//! mode runs a separate IPv6 session instead (tests/tests/e2e_dualstack.rs). The speaker's
+//! path from the status write to the UPDATE is the same either way.
 
 mod support;
 
@@ -112,6 +119,73 @@ fn ip(i: usize) -> String {
     format!("172.18.{}.{}", i / 250, i % 250 + 1)
 }
 
+/// The IPv6 twin of [`ip`]: fd00:172:18::(i+1), inside the pool's IPv6 range.
+fn ip6(i: usize) -> String {
+    format!("fd00:172:18::{:x}", i + 1)
+}
+
+/// The node's and router 1's IPv6 addresses on the LAN.
+const NODE6: &str = "fd00:172:17::21";
+const ROUTER6: &str = "fd00:172:17::1";
+
+/// Makes node 1 dual-stack: an IPv6 address on the LAN beside each IPv4 one (node and
+/// router 1), and an IPv6 InternalIP in its Node status (the speaker's next hop for IPv6
+/// routes on IPv4 sessions).
+async fn make_dual_stack(w: &World) {
+    for (ns, v4, v6) in [
+        (&w.nodes[0].ns, w.nodes[0].addr, NODE6),
+        (&w.router, ROUTER, ROUTER6),
+    ] {
+        let ifname = ns
+            .addresses()
+            .expect("addresses")
+            .into_iter()
+            .find(|a| a.addr.addr() == std::net::IpAddr::V4(v4))
+            .expect("LAN interface")
+            .ifname;
+        ns.add_addr(&ifname, format!("{v6}/64").parse().unwrap())
+            .expect("IPv6 address");
+    }
+    let status = serde_json::json!({"status": {"addresses": [
+        {"type": "InternalIP", "address": w.nodes[0].addr.to_string()},
+        {"type": "InternalIP", "address": NODE6},
+    ]}});
+    kube::Api::<k8s_openapi::api::core::v1::Node>::all(w.client.clone())
+        .patch_status(
+            &w.nodes[0].name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await
+        .expect("node status");
+}
+
+/// A LoadBalancer Service `name` without status IPs and one ready endpoint on node-1.
+async fn service_without_ip(w: &World, name: &str) {
+    let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": APP_NS},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]}
+    }))
+    .unwrap();
+    kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(w.client.clone(), APP_NS)
+        .create(&Default::default(), &svc)
+        .await
+        .expect("create");
+    w.set_endpoints(name, &[("node-1", true)]).await;
+}
+
+/// The next hops of the paths router `g` holds for the IPv6 `prefix`.
+fn g_next_hops_v6(g: &Gobgpd, prefix: &str) -> Vec<std::net::IpAddr> {
+    let prefix: ipnet::IpNet = prefix.parse().unwrap();
+    g.rib(Family::V6)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.prefix == prefix)
+        .flat_map(|r| r.paths)
+        .filter_map(|p| p.next_hops.first().copied())
+        .collect()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
@@ -168,7 +242,7 @@ async fn speaker_benchmark() {
 address-pools:
 - name: bench
   protocol: bgp
-  addresses: [172.18.0.0/16]
+  addresses: [172.18.0.0/16, "fd00:172:18::/112"]
 "#
     ))
     .await;
@@ -186,16 +260,7 @@ address-pools:
     for i in 0..200 {
         let name = format!("lat-{i}");
         // The Service and its endpoints exist first; only the IP write is timed.
-        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": APP_NS},
-            "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "TCP"}]}
-        }))
-        .unwrap();
-        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(w.client.clone(), APP_NS)
-            .create(&Default::default(), &svc)
-            .await
-            .expect("create");
-        w.set_endpoints(&name, &[("node-1", true)]).await;
+        service_without_ip(&w, &name).await;
         let t0 = Instant::now();
         w.set_service_ip(&name, &ip(i)).await;
         let seen = mon
@@ -205,6 +270,50 @@ address-pools:
         lat.push(seen.saturating_duration_since(t0));
     }
     let announce_med = summary("status IP written -> route in router RIB", lat.clone());
+
+    // 1b. Dual stack: both status IPs written in one patch -> /32 and /128 in the RIB,
+    // 200 Services one at a time; the time is until the later of the two arrived.
+    make_dual_stack(&w).await;
+    let svc_api =
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(w.client.clone(), APP_NS);
+    let mut dual = Vec::new();
+    for i in 1100..1300 {
+        let name = format!("dual-{i}");
+        service_without_ip(&w, &name).await;
+        let status = serde_json::json!({"status": {"loadBalancer": {"ingress": [
+            {"ip": ip(i)}, {"ip": ip6(i)}]}}});
+        let t0 = Instant::now();
+        svc_api
+            .patch_status(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&status),
+            )
+            .await
+            .expect("patch service status");
+        let mut last = t0;
+        for prefix in [format!("{}/32", ip(i)), format!("{}/128", ip6(i))] {
+            let seen = mon
+                .wait(&prefix, false, Duration::from_secs(10))
+                .await
+                .unwrap_or_else(|| panic!("route {prefix} never seen\n{}", w.logs()));
+            last = last.max(seen);
+        }
+        dual.push(last.saturating_duration_since(t0));
+    }
+    let v6_hops = g_next_hops_v6(&w.gobgp, &format!("{}/128", ip6(1100)));
+    assert_eq!(v6_hops, [NODE6.parse::<std::net::IpAddr>().unwrap()]);
+    let dual_med = summary(
+        "dual stack: status IPs written -> /32 and /128 in router RIB",
+        dual,
+    );
+    // Back to the same set of Services as before, so the RSS below stays comparable.
+    for i in 1100..1300 {
+        svc_api
+            .delete(&format!("dual-{i}"), &Default::default())
+            .await
+            .expect("delete");
+    }
 
     // 2. Local policy: last local endpoint unready -> route withdrawn, 50 Services.
     let mut wd = Vec::new();
@@ -303,6 +412,10 @@ address-pools:
     assert!(
         withdraw_med < Duration::from_millis(50),
         "withdraw median {withdraw_med:?}"
+    );
+    assert!(
+        dual_med < Duration::from_millis(50),
+        "dual-stack announce median {dual_med:?}"
     );
     assert!(rss_kb < 30 * 1024, "RSS {rss_kb} kB");
 }

@@ -76,6 +76,9 @@ struct Session {
     eor_pending: Vec<AddressFamily>,
     /// The 80 % maximum-prefix warning was logged for this session.
     warned_near_limit: bool,
+    /// Routes left out for want of a next hop of their family when last warned about,
+    /// so the warning comes once per change, not on every desired-set update.
+    warned_no_next_hop: std::cell::Cell<usize>,
 }
 
 pub(crate) struct PeerTask {
@@ -557,6 +560,7 @@ impl PeerTask {
             refreshes: Refreshes::default(),
             eor_pending: families,
             warned_near_limit: false,
+            warned_no_next_hop: std::cell::Cell::new(0),
         });
         self.with_status(|s| {
             s.established_at = Some(Instant::now());

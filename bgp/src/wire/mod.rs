@@ -7,6 +7,7 @@
 
 mod codec;
 mod errors;
+mod ext_community;
 mod types;
 mod update_builder;
 mod update_decoder;

@@ -206,6 +206,112 @@ pub struct LargeCommunity {
     pub local2: u32,
 }
 
+/// Subtype of the link bandwidth extended community (draft-ietf-idr-link-bandwidth) in
+/// the two-octet AS specific types 0x00 (transitive) and 0x40 (non-transitive).
+pub const LINK_BANDWIDTH_SUBTYPE: u8 = 0x04;
+
+/// RFC 4360 2: the bit of the type octet that marks a non-transitive community.
+const NON_TRANSITIVE_BIT: u8 = 0x40;
+
+/// An extended community (RFC 4360): eight octets, a type (high and, for the extended
+/// types, low octet) and a value. The link bandwidth community gets its own variant;
+/// every other one is kept as its eight octets, so any community survives a decode and
+/// re-encode unchanged. Build from bytes with [`ExtendedCommunity::from_bytes`], which
+/// always picks the specific variant where there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExtendedCommunity {
+    /// Link bandwidth: two-octet AS specific, subtype 0x04.
+    LinkBandwidth(LinkBandwidth),
+    /// Any other extended community, as sent on the wire.
+    Other([u8; 8]),
+}
+
+impl ExtendedCommunity {
+    /// The community encoded by `bytes`.
+    pub fn from_bytes(bytes: [u8; 8]) -> ExtendedCommunity {
+        let [ty, sub, a0, a1, v0, v1, v2, v3] = bytes;
+        if sub == LINK_BANDWIDTH_SUBTYPE && (ty == 0x00 || ty == NON_TRANSITIVE_BIT) {
+            return ExtendedCommunity::LinkBandwidth(LinkBandwidth {
+                asn: u16::from_be_bytes([a0, a1]),
+                bandwidth_bits: u32::from_be_bytes([v0, v1, v2, v3]),
+                transitive: ty == 0x00,
+            });
+        }
+        ExtendedCommunity::Other(bytes)
+    }
+
+    /// The eight octets on the wire.
+    pub fn to_bytes(&self) -> [u8; 8] {
+        match self {
+            ExtendedCommunity::LinkBandwidth(lb) => {
+                let ty = if lb.transitive {
+                    0x00
+                } else {
+                    NON_TRANSITIVE_BIT
+                };
+                let [a0, a1] = lb.asn.to_be_bytes();
+                let [v0, v1, v2, v3] = lb.bandwidth_bits.to_be_bytes();
+                [ty, LINK_BANDWIDTH_SUBTYPE, a0, a1, v0, v1, v2, v3]
+            }
+            ExtendedCommunity::Other(bytes) => *bytes,
+        }
+    }
+
+    /// Whether the community may cross an AS boundary (the type's T bit is clear).
+    pub fn is_transitive(&self) -> bool {
+        self.to_bytes()[0] & NON_TRANSITIVE_BIT == 0
+    }
+
+    /// The link bandwidth, if this is that community.
+    pub fn link_bandwidth(&self) -> Option<LinkBandwidth> {
+        match self {
+            ExtendedCommunity::LinkBandwidth(lb) => Some(*lb),
+            ExtendedCommunity::Other(_) => None,
+        }
+    }
+}
+
+/// The link bandwidth extended community (draft-ietf-idr-link-bandwidth): the AS that
+/// set it and a bandwidth in **bytes per second** as an IEEE 754 single-precision float.
+/// FRR's `set extcommunity bandwidth N` (N in Mbit/s) sends N * 125,000 bytes/s, and
+/// `bgp bestpath bandwidth` weighs ECMP paths by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkBandwidth {
+    /// Global administrator: a two-octet AS (AS_TRANS for a 4-octet one).
+    pub asn: u16,
+    /// The float's bits, so that the type is `Eq`, `Ord` and `Hash` and a received value
+    /// round-trips bit for bit.
+    bandwidth_bits: u32,
+    /// Type 0x00 (transitive) rather than 0x40 (non-transitive).
+    pub transitive: bool,
+}
+
+impl LinkBandwidth {
+    /// A link bandwidth of `bytes_per_second`; `None` unless it is finite and not
+    /// negative (the draft has no meaning for the rest). `-0.0` becomes `0.0`.
+    pub fn new(asn: u16, bytes_per_second: f32, transitive: bool) -> Option<LinkBandwidth> {
+        if !bytes_per_second.is_finite() || bytes_per_second < 0.0 {
+            return None;
+        }
+        Some(LinkBandwidth {
+            asn,
+            bandwidth_bits: (bytes_per_second + 0.0).to_bits(),
+            transitive,
+        })
+    }
+
+    /// A link bandwidth of `mbps` Mbit/s, FRR's unit (1 Mbit/s = 125,000 bytes/s).
+    pub fn from_mbps(asn: u16, mbps: f64, transitive: bool) -> Option<LinkBandwidth> {
+        LinkBandwidth::new(asn, (mbps * 125_000.0) as f32, transitive)
+    }
+
+    /// The bandwidth in bytes per second, as sent (a received value may be NaN or
+    /// negative; [`LinkBandwidth::new`] never makes one).
+    pub fn bytes_per_second(&self) -> f32 {
+        f32::from_bits(self.bandwidth_bits)
+    }
+}
+
 /// Next hop of an announcement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NextHop {
@@ -235,6 +341,9 @@ pub struct PathAttributes {
     pub local_pref: Option<u32>,
     /// COMMUNITIES, as u32 values (`asn << 16 | value`).
     pub communities: Vec<u32>,
+    /// EXTENDED COMMUNITIES (RFC 4360), in the order sent. The encoder leaves the
+    /// non-transitive ones out towards eBGP peers (RFC 4360 6).
+    pub ext_communities: Vec<ExtendedCommunity>,
     /// LARGE_COMMUNITIES.
     pub large_communities: Vec<LargeCommunity>,
 }

@@ -10,17 +10,21 @@ use std::net::Ipv6Addr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netgauze_bgp_pkt::BgpMessage;
-use netgauze_bgp_pkt::community::{Community, LargeCommunity as NgLargeCommunity};
+use netgauze_bgp_pkt::community::{
+    Community, ExtendedCommunity as NgExtendedCommunity, LargeCommunity as NgLargeCommunity,
+};
 use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv4UnicastAddress, Ipv6Unicast, Ipv6UnicastAddress};
 use netgauze_bgp_pkt::path_attribute::{
     As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, Communities,
-    LargeCommunities, LocalPreference, MpReach, MpUnreach, MultiExitDiscriminator,
-    NextHop as NgNextHop, Origin as NgOrigin, PathAttribute, PathAttributeValue,
+    ExtendedCommunities, LargeCommunities, LocalPreference, MpReach, MpUnreach,
+    MultiExitDiscriminator, NextHop as NgNextHop, Origin as NgOrigin, PathAttribute,
+    PathAttributeValue,
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_parse_utils::WritablePdu;
 
 use super::errors::EncodeError;
+use super::ext_community;
 use super::types::{
     AS_TRANS, AsSegment, MAX_MESSAGE_LEN, NextHop, Origin, PathAttributes, SessionContext, Update,
 };
@@ -181,6 +185,22 @@ impl AttrBlock {
                 true,
                 true,
                 PathAttributeValue::Communities(Communities::new(list)),
+            )?);
+        }
+        // EXTENDED COMMUNITIES (type 16): optional transitive. RFC 4360 6: a
+        // non-transitive community is removed before the route crosses an AS boundary,
+        // so towards eBGP peers only the transitive ones go out (as FRR and BIRD do).
+        let ext: Vec<NgExtendedCommunity> = attrs
+            .ext_communities
+            .iter()
+            .filter(|c| ctx.is_ibgp() || c.is_transitive())
+            .map(ext_community::to_netgauze)
+            .collect::<Result<_, _>>()?;
+        if !ext.is_empty() {
+            after.push(make_attr(
+                true,
+                true,
+                PathAttributeValue::ExtendedCommunities(ExtendedCommunities::new(ext)),
             )?);
         }
         // RFC 6793 4.2.2: towards a 2-octet peer, AS4_PATH carries the real numbers

@@ -447,6 +447,13 @@ fn handle_attribute(
                 })
                 .collect()
         }
+        PathAttributeValue::ExtendedCommunities(list) => {
+            c.attrs.ext_communities = list
+                .communities()
+                .iter()
+                .filter_map(super::ext_community::from_netgauze)
+                .collect()
+        }
         PathAttributeValue::MpReach(mp) => mp_reach(mp, raw, c)?,
         PathAttributeValue::MpUnreach(mp) => mp_unreach(mp, raw, c)?,
         PathAttributeValue::UnknownAttribute(_) if flags & FLAG_OPTIONAL == 0 => {
@@ -457,7 +464,7 @@ fn handle_attribute(
                 format!("unrecognized well-known attribute {type_code}"),
             ));
         }
-        // ATOMIC_AGGREGATE, AGGREGATOR, extended communities, unknown optional
+        // ATOMIC_AGGREGATE, AGGREGATOR, IPv6 extended communities, unknown optional
         // attributes...: accepted and not kept (we do not re-advertise routes).
         _ => {}
     }

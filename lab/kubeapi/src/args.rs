@@ -9,8 +9,11 @@ use crate::pki::PkiFiles;
 
 /// The ServiceAccount token issuer (and audience) of every test cluster.
 pub const ISSUER: &str = "https://kubernetes.default.svc";
-/// The Service cluster-IP range.
-pub const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The Service cluster-IP ranges: IPv4 first, so a Service that names no family gets IPv4
+/// as before, and an IPv6 range so that the dual-stack lab's `RequireDualStack` Service is
+/// valid (without one the server refuses it: "this cluster is not configured for
+/// dual-stack services").
+pub const SERVICE_CIDR: &str = "10.96.0.0/12,fd00:10:96::/112";
 
 /// Where one cluster's files and ports are.
 #[derive(Debug, Clone)]
@@ -148,6 +151,9 @@ mod tests {
         let a = apiserver_args(&l);
         assert!(a.contains(&"--etcd-servers=http://127.0.0.1:2379".to_string()));
         assert!(a.contains(&"--authorization-mode=RBAC".to_string()));
+        assert!(
+            a.contains(&"--service-cluster-ip-range=10.96.0.0/12,fd00:10:96::/112".to_string())
+        );
         assert!(a.contains(&"--advertise-address=127.0.0.1".to_string()));
         assert!(a.iter().any(|x| x == "--audit-log-path=/w/audit.log"));
         assert!(

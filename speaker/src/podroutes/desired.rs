@@ -27,7 +27,10 @@
 //! 5. no **usable next hop** remains after dropping next hops that are one of this node's
 //!    own addresses (our own announcement reflected back), unspecified, loopback,
 //!    multicast, broadcast, 240/4, link-local, or of the other address family (IPv4
-//!    prefixes over IPv6 next hops, RFC 8950, are not supported).
+//!    prefixes over IPv6 next hops, RFC 8950, are not supported), or IPv4-mapped IPv6
+//!    (`::ffff:a.b.c.d`: what gobgpd 3.10 sends as the next hop of IPv6 routes over an
+//!    IPv4 session; the kernel refuses it as a gateway, so installing it would only fail
+//!    and retry forever).
 //!
 //! When several peers offer the same prefix, the kernel route gets all their (distinct)
 //! next hops: ECMP.

@@ -194,8 +194,14 @@ fn usable_v4(a: Ipv4Addr) -> bool {
         || a.octets()[0] >= 240)
 }
 
+/// IPv4-mapped (`::ffff:a.b.c.d`) is what gobgpd 3.10 sends as the next hop of IPv6
+/// routes over an IPv4 session; the kernel refuses it as a gateway.
 fn usable_v6(a: &Ipv6Addr) -> bool {
-    !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_unicast_link_local())
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || a.is_multicast()
+        || a.is_unicast_link_local()
+        || a.to_ipv4_mapped().is_some())
 }
 
 /// The first address of `set` inside `prefix` (sorted set: a range query).
@@ -323,6 +329,7 @@ mod tests {
             (&v6, "ff02::2", false),
             (&v6, "fe80::1", false),
             (&v6, "fd00:17::21", false),
+            (&v6, "::ffff:172.17.0.1", false), // IPv4-mapped (gobgpd over an IPv4 session)
             (&v6, "172.17.0.22", false),
         ];
         for (p, nh, want) in cases {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::super::config::{NextHopSpec, PeerConfig, RouteSpec};
 use super::{PeerTask, Session};
@@ -17,19 +17,29 @@ impl PeerTask {
     /// next hop share one `Arc<Route>`, so 100k prefixes cost a pointer each here.
     pub(super) fn resolve_desired(&self, s: &Session) -> BTreeMap<IpNet, Arc<Route>> {
         let mut shared: HashMap<(*const PathAttributes, NextHop), Arc<Route>> = HashMap::new();
-        let mut skipped = 0usize;
+        let (mut not_negotiated, mut no_next_hop) = (0usize, 0usize);
         let mut out = BTreeMap::new();
         for (prefix, spec) in self.desired.iter() {
+            if !s.ctx.families.contains(&AddressFamily::of(prefix)) {
+                // Expected: e.g. a dual-stack Service's IPv6 address on a session that
+                // carries IPv4 only.
+                not_negotiated += 1;
+                continue;
+            }
             let Some(route) = resolve(&self.config, s, prefix, spec) else {
-                skipped += 1;
+                no_next_hop += 1;
                 continue;
             };
             let key = (Arc::as_ptr(&spec.attributes), route.next_hop);
             let route = shared.entry(key).or_insert_with(|| Arc::new(route)).clone();
             out.insert(*prefix, route);
         }
-        if skipped > 0 {
-            warn!(peer = %self.peer(), skipped, "routes not announced: family not negotiated or no usable next hop");
+        if not_negotiated > 0 {
+            debug!(peer = %self.peer(), skipped = not_negotiated, "routes not announced: family not negotiated");
+        }
+        let last_warned = s.warned_no_next_hop.replace(no_next_hop);
+        if no_next_hop > 0 && last_warned != no_next_hop {
+            warn!(peer = %self.peer(), skipped = no_next_hop, "routes not announced: no next hop of their family (set ipv4_next_hop/ipv6_next_hop)");
         }
         out
     }
