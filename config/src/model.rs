@@ -253,6 +253,12 @@ pub struct BgpAdvertisement {
     pub peers: Vec<String>,
     /// CRs only: announce only from nodes matching one of these; empty = from every node.
     pub node_selectors: Vec<NodeSelector>,
+    /// ferrolb's own `ferrolb-weight-by-endpoints` (ConfigMap) or annotation
+    /// `ferrolb.io/weight-by-endpoints` (BGPAdvertisement CR): attach the link bandwidth
+    /// extended community to `externalTrafficPolicy: Local` Service routes, proportional to
+    /// this node's ready endpoints, so routers that weigh ECMP by it (FRR's `bgp bestpath
+    /// bandwidth`) send each node its share. Off by default (MetalLB sends no such thing).
+    pub weight_by_endpoints: bool,
 }
 
 impl Default for BgpAdvertisement {
@@ -264,6 +270,7 @@ impl Default for BgpAdvertisement {
             communities: Vec::new(),
             peers: Vec::new(),
             node_selectors: Vec::new(),
+            weight_by_endpoints: false,
         }
     }
 }

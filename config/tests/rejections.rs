@@ -718,3 +718,14 @@ address-pools:
         ]
     );
 }
+
+#[test]
+fn weight_by_endpoints_must_be_a_boolean() {
+    assert_eq!(
+        one_error(&pool_with(
+            "  bgp-advertisements:\n  - ferrolb-weight-by-endpoints: \"yes\"\n"
+        )),
+        "address-pools[0].bgp-advertisements[0].ferrolb-weight-by-endpoints (line 6): \
+         expected true or false, found the string \"yes\""
+    );
+}

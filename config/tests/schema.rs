@@ -362,3 +362,18 @@ fn warnings_for_accepted_oddities() {
         ]
     );
 }
+
+#[test]
+fn weight_by_endpoints_is_our_opt_in_key_off_by_default() {
+    let c = ok(
+        "address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  \
+                bgp-advertisements:\n  - ferrolb-weight-by-endpoints: true\n  - {}\n  \
+                - ferrolb-weight-by-endpoints: false\n",
+    );
+    let weights: Vec<bool> = c.pools[0]
+        .bgp_advertisements
+        .iter()
+        .map(|a| a.weight_by_endpoints)
+        .collect();
+    assert_eq!(weights, vec![true, false, false]);
+}

@@ -121,8 +121,15 @@ pub fn from_config(c: &Config, namespace: &str) -> Result<Conversion, Vec<String
             Protocol::Bgp => {
                 for a in &p.bgp_advertisements {
                     ad_index += 1;
+                    let mut metadata = meta(format!("bgpadvertisement{ad_index}"));
+                    if a.weight_by_endpoints {
+                        metadata.annotations = Some(BTreeMap::from([(
+                            crate::to_model::WEIGHT_ANNOTATION.to_string(),
+                            "true".to_string(),
+                        )]));
+                    }
                     r.bgp_advertisements.push(BGPAdvertisement {
-                        metadata: meta(format!("bgpadvertisement{ad_index}")),
+                        metadata,
                         spec: BGPAdvertisementSpec {
                             aggregation_length: (a.aggregation_length != 32)
                                 .then_some(i32::from(a.aggregation_length)),

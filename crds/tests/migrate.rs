@@ -216,3 +216,25 @@ fn metallbs_configmaptocrs_golden_outputs_give_the_same_model() {
     }
     assert_eq!(equal, 10);
 }
+
+/// ferrolb's `ferrolb-weight-by-endpoints` becomes the `ferrolb.io/weight-by-endpoints`
+/// annotation and reads back as the same model.
+#[test]
+fn weight_by_endpoints_survives_the_migration_as_an_annotation() {
+    let text = "peers:\n- peer-address: 10.0.0.1\n  peer-asn: 64512\n  my-asn: 64513\n\
+                address-pools:\n- name: a\n  protocol: bgp\n  addresses: [10.0.0.0/24]\n  \
+                bgp-advertisements:\n  - ferrolb-weight-by-endpoints: true\n  - localpref: 5\n";
+    let (direct, back, yaml) = round_trip(text, "weighted").expect("converts");
+    assert!(
+        yaml.contains("ferrolb.io/weight-by-endpoints: 'true'")
+            || yaml.contains("ferrolb.io/weight-by-endpoints: \"true\""),
+        "{yaml}"
+    );
+    assert_eq!(comparable(&direct), comparable(&back));
+    let weights: Vec<bool> = back.pools[0]
+        .bgp_advertisements
+        .iter()
+        .map(|a| a.weight_by_endpoints)
+        .collect();
+    assert_eq!(weights.iter().filter(|w| **w).count(), 1, "{weights:?}");
+}

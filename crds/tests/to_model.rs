@@ -471,6 +471,35 @@ fn pool_selection_by_name_label_or_all() {
 }
 
 #[test]
+fn weight_by_endpoints_is_an_annotation_true_false_or_an_error() {
+    let annotated = |name: &str, value: &str| {
+        format!(
+            "---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata:\n  name: \
+             {name}\n  namespace: metallb-system\n  annotations:\n    \
+             ferrolb.io/weight-by-endpoints: {value:?}\nspec:\n  ipAddressPools: [a]\n  \
+             localPref: 1\n"
+        )
+    };
+    let p = pool("a", "  addresses: [10.0.0.0/24]\n");
+    assert_eq!(
+        lines(&format!("{p}{}", annotated("w", "true"))),
+        [
+            "pool a bgp [10.0.0.0/24]",
+            "  ad /32 /128 localpref 1 weight-by-endpoints"
+        ]
+    );
+    assert_eq!(
+        lines(&format!("{p}{}", annotated("u", "false"))),
+        ["pool a bgp [10.0.0.0/24]", "  ad /32 /128 localpref 1"]
+    );
+    assert_eq!(
+        lines(&format!("{p}{}", annotated("bad", "yes")))[0],
+        "error: BGPAdvertisement/bad metadata.annotations[\"ferrolb.io/weight-by-endpoints\"]: \
+         \"yes\" is not \"true\" or \"false\""
+    );
+}
+
+#[test]
 fn advertisement_naming_missing_objects_warns() {
     let text = format!(
         "{}{}",

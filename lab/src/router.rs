@@ -503,6 +503,35 @@ impl Router {
         kernel_routes_family(&self.ns, family, Some(self.kind.kernel_proto()))
     }
 
+    /// FRR only: how many times each IPv4 neighbour's session has been established
+    /// (`connectionsEstablished`), to show that a change went through without a reset.
+    pub fn frr_connections_established(
+        &self,
+    ) -> Result<std::collections::BTreeMap<std::net::IpAddr, u64>> {
+        anyhow::ensure!(
+            self.kind == RouterKind::Frr,
+            "session counters are read from FRR only, not {:?}",
+            self.kind
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&self.vtysh("show bgp ipv4 unicast summary json")?)?;
+        let mut out = std::collections::BTreeMap::new();
+        for (ip, p) in v
+            .get("peers")
+            .and_then(|p| p.as_object())
+            .into_iter()
+            .flatten()
+        {
+            if let (Ok(ip), Some(n)) = (
+                ip.parse(),
+                p.get("connectionsEstablished").and_then(|n| n.as_u64()),
+            ) {
+                out.insert(ip, n);
+            }
+        }
+        Ok(out)
+    }
+
     /// Established BGP sessions, by neighbour address.
     pub fn established(&self) -> Result<Vec<std::net::IpAddr>> {
         match self.kind {

@@ -173,6 +173,28 @@ pub struct Advert {
     pub local_pref: Option<u32>,
     /// What the prefix stands for.
     pub origin: Origin,
+    /// The endpoint weight to send as link bandwidth, when every Service behind the
+    /// prefix asks for it (`ferrolb-weight-by-endpoints` on a `Local` Service).
+    pub weight: Option<Weight>,
+}
+
+/// How much of a prefix's traffic this node can take: its ready endpoints, per Service
+/// behind the prefix (several when the IP is shared or the prefix aggregated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weight {
+    /// Our AS towards the peer (the link bandwidth community's global administrator).
+    pub local_as: u32,
+    /// `namespace/name` -> usable endpoint addresses of that Service on this node.
+    pub endpoints: BTreeMap<String, u32>,
+}
+
+impl Weight {
+    /// Usable local endpoints of every Service behind the prefix together.
+    pub fn total(&self) -> u32 {
+        self.endpoints
+            .values()
+            .fold(0u32, |a, b| a.saturating_add(*b))
+    }
 }
 
 /// A Service that cannot be announced, with the reason (becomes a Warning event).
@@ -193,6 +215,9 @@ pub struct Decision {
     pub announced_services: BTreeMap<String, Vec<IpAddr>>,
     /// Services with status IPs that cannot be announced by anyone (config problems).
     pub problems: Vec<Problem>,
+    /// Services announced, but not as configured: endpoint weighting asked for a Service
+    /// whose policy is `Cluster` (every node takes its traffic; there is nothing to weigh).
+    pub weight_ignored: Vec<Problem>,
 }
 
 /// Whether the speaker handles this Service at all (type and class).
@@ -242,6 +267,41 @@ fn any_usable_address<'a>(
     by_address.values().any(|usable| *usable)
 }
 
+/// The Service's usable endpoint addresses on this node, by the same not-ready-wins rule
+/// (an endpoint without addresses counts once).
+pub fn usable_endpoints_here(svc: &ServiceView, node_name: &str) -> u32 {
+    let pnr = svc.publish_not_ready;
+    let mut by_address: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut without_address = 0u32;
+    for ep in &svc.endpoints {
+        let usable = endpoint_usable(ep, pnr);
+        let here = ep.node_name.as_deref() == Some(node_name);
+        if ep.addresses.is_empty() {
+            without_address += u32::from(usable && here);
+            continue;
+        }
+        for a in &ep.addresses {
+            // Every listing of the address counts for not-ready-wins, wherever it is; it
+            // is a local endpoint when some listing puts it on this node.
+            let seen = by_address.entry(a.as_str()).or_insert(true);
+            *seen &= usable;
+        }
+    }
+    let local: BTreeSet<&str> = svc
+        .endpoints
+        .iter()
+        .filter(|ep| ep.node_name.as_deref() == Some(node_name))
+        .flat_map(|ep| ep.addresses.iter().map(String::as_str))
+        .collect();
+    let listed = by_address
+        .iter()
+        .filter(|(a, usable)| **usable && local.contains(**a))
+        .count();
+    u32::try_from(listed)
+        .unwrap_or(u32::MAX)
+        .saturating_add(without_address)
+}
+
 /// Whether this node should announce the Service's IPs, by traffic policy and endpoints.
 /// `Local` needs a usable address on this node and (as MetalLB checks both) one anywhere.
 pub fn service_announced_here(svc: &ServiceView, node_name: &str) -> bool {
@@ -274,6 +334,18 @@ fn merge(into: &mut BTreeMap<IpNet, Advert>, prefix: IpNet, advert: Advert) {
         Some(existing) => {
             existing.communities.extend(advert.communities);
             existing.local_pref = existing.local_pref.max(advert.local_pref);
+            // Weighted only when everything behind the prefix is: an unweighted Service
+            // (Cluster policy, weighting off) takes traffic in proportions nothing here knows.
+            existing.weight = match (existing.weight.take(), advert.weight) {
+                (Some(mut a), Some(b)) => {
+                    for (svc, n) in b.endpoints {
+                        let e = a.endpoints.entry(svc).or_default();
+                        *e = (*e).max(n);
+                    }
+                    Some(a)
+                }
+                _ => None,
+            };
             existing.origin = match (&existing.origin, advert.origin) {
                 (Origin::Service(a), Origin::Service(b)) => {
                     Origin::Service(a.iter().cloned().chain(b).collect())
@@ -329,6 +401,27 @@ pub fn decide(
             continue;
         }
         let origin = Origin::Service(BTreeSet::from([svc.key.clone()]));
+        let local_endpoints = (svc.traffic_policy == TrafficPolicy::Local)
+            .then(|| usable_endpoints_here(svc, &node.name));
+        let weighted_pools: BTreeSet<&str> = wanted
+            .iter()
+            .filter(|(_, pool)| {
+                pool.bgp_advertisements
+                    .iter()
+                    .any(|a| a.weight_by_endpoints)
+            })
+            .map(|(_, pool)| pool.name.as_str())
+            .collect();
+        if local_endpoints.is_none() && !weighted_pools.is_empty() {
+            decision.weight_ignored.push(Problem {
+                service: svc.key.clone(),
+                reason: format!(
+                    "pool {:?} weights by endpoints (ferrolb-weight-by-endpoints), which needs \
+                     externalTrafficPolicy: Local; announced without link bandwidth",
+                    weighted_pools.iter().next().copied().unwrap_or_default()
+                ),
+            });
+        }
         for peer in &peers {
             let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
             for (ip, pool) in &wanted {
@@ -342,10 +435,17 @@ pub fn decide(
                     } else {
                         adv.aggregation_length_v6
                     };
+                    let weight = local_endpoints
+                        .filter(|_| adv.weight_by_endpoints)
+                        .map(|n| Weight {
+                            local_as: peer.my_asn,
+                            endpoints: BTreeMap::from([(svc.key.clone(), n)]),
+                        });
                     let advert = Advert {
                         communities: adv.communities.iter().copied().collect(),
                         local_pref: peer.is_ibgp().then(|| adv.local_pref.unwrap_or(0)),
                         origin: origin.clone(),
+                        weight,
                     };
                     merge(table, aggregate(*ip, len), advert);
                 }
@@ -364,6 +464,7 @@ pub fn decide(
                     communities: BTreeSet::new(),
                     local_pref: None,
                     origin: Origin::PodCidr,
+                    weight: None,
                 };
                 merge(table, cidr.trunc(), advert);
             }
@@ -929,6 +1030,138 @@ address-pools:
             advert.origin,
             Origin::Service(BTreeSet::from(["ns/a".to_string(), "ns/b".to_string()]))
         );
+    }
+
+    const WEIGHTED: &str = r#"
+peers:
+- peer-address: 172.17.0.1
+  peer-asn: 64512
+  my-asn: 64522
+address-pools:
+- name: weighted
+  protocol: bgp
+  addresses: [172.17.254.0/24]
+  bgp-advertisements:
+  - ferrolb-weight-by-endpoints: true
+- name: plain
+  protocol: bgp
+  addresses: [172.17.253.0/24]
+- name: agg
+  protocol: bgp
+  addresses: [198.51.100.0/24]
+  bgp-advertisements:
+  - aggregation-length: 24
+    ferrolb-weight-by-endpoints: true
+"#;
+
+    /// The weight sent to the one peer of [`WEIGHTED`] for `prefix`.
+    fn weight_of(d: &Decision, prefix: &str) -> Option<u32> {
+        let key = PeerKey {
+            address: "172.17.0.1".parse().unwrap(),
+            port: 179,
+        };
+        d.per_peer[&key][&prefix.parse::<IpNet>().unwrap()]
+            .weight
+            .as_ref()
+            .map(Weight::total)
+    }
+
+    #[test]
+    fn weight_counts_ready_local_endpoints_by_address_not_ready_wins() {
+        let config = ferrolb_config::parse_config(WEIGHTED).unwrap().config;
+        let eps = vec![
+            ep_at("node-1", "10.244.1.1", true),
+            ep_at("node-1", "10.244.1.2", true),
+            // Listed twice (two EndpointSlices): counts once.
+            ep_at("node-1", "10.244.1.2", true),
+            // Ready in one slice, not in another: not usable.
+            ep_at("node-1", "10.244.1.3", true),
+            ep_at("node-1", "10.244.1.3", false),
+            ep_at("node-1", "10.244.1.4", false),
+            // Elsewhere: not ours.
+            ep_at("node-2", "10.244.2.1", true),
+        ];
+        let services = vec![
+            svc("ns/w", &["172.17.254.1"], Local, eps.clone()),
+            svc("ns/p", &["172.17.253.1"], Local, eps.clone()),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(weight_of(&d, "172.17.254.1/32"), Some(2));
+        assert_eq!(
+            weight_of(&d, "172.17.253.1/32"),
+            None,
+            "weighting is opt-in"
+        );
+        assert!(d.weight_ignored.is_empty());
+        let key = PeerKey {
+            address: "172.17.0.1".parse().unwrap(),
+            port: 179,
+        };
+        let w = d.per_peer[&key][&"172.17.254.1/32".parse::<IpNet>().unwrap()]
+            .weight
+            .clone()
+            .unwrap();
+        assert_eq!(w.local_as, 64522);
+    }
+
+    #[test]
+    fn weighting_a_cluster_service_is_ignored_with_a_warning() {
+        let config = ferrolb_config::parse_config(WEIGHTED).unwrap().config;
+        let services = vec![svc(
+            "ns/c",
+            &["172.17.254.7"],
+            Cluster,
+            vec![ep_at("node-1", "10.244.1.1", true)],
+        )];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(weight_of(&d, "172.17.254.7/32"), None);
+        assert_eq!(d.weight_ignored.len(), 1);
+        assert_eq!(d.weight_ignored[0].service, "ns/c");
+        assert!(
+            d.weight_ignored[0].reason.contains("\"weighted\"")
+                && d.weight_ignored[0]
+                    .reason
+                    .contains("externalTrafficPolicy: Local"),
+            "{:?}",
+            d.weight_ignored
+        );
+        assert!(d.problems.is_empty(), "still announced: {:?}", d.problems);
+        assert!(d.announced_services.contains_key("ns/c"));
+    }
+
+    #[test]
+    fn weights_add_up_across_services_and_stop_at_an_unweighted_one() {
+        let config = ferrolb_config::parse_config(WEIGHTED).unwrap().config;
+        let two = vec![
+            ep_at("node-1", "10.244.1.1", true),
+            ep_at("node-1", "10.244.1.2", true),
+        ];
+        let three = vec![
+            ep_at("node-1", "10.244.1.5", true),
+            ep_at("node-1", "10.244.1.6", true),
+            ep_at("node-1", "10.244.1.7", true),
+        ];
+        // Two Local Services aggregated into one /24: 2 + 3.
+        let services = vec![
+            svc("ns/a", &["198.51.100.1"], Local, two.clone()),
+            svc("ns/b", &["198.51.100.2"], Local, three.clone()),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(weight_of(&d, "198.51.100.0/24"), Some(5));
+        // Sharing one IP: the same sum.
+        let services = vec![
+            svc("ns/a", &["172.17.254.9"], Local, two.clone()),
+            svc("ns/b", &["172.17.254.9"], Local, three.clone()),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(weight_of(&d, "172.17.254.9/32"), Some(5));
+        // A Cluster Service behind the same prefix: no weight at all (its share is unknown).
+        let services = vec![
+            svc("ns/a", &["198.51.100.1"], Local, two),
+            svc("ns/c", &["198.51.100.3"], Cluster, three),
+        ];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(weight_of(&d, "198.51.100.0/24"), None);
     }
 
     #[test]

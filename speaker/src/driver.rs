@@ -77,7 +77,7 @@ pub(crate) struct Driver {
     peers_dirty: bool,
     dirty: bool,
     announced: BTreeMap<String, Vec<IpAddr>>,
-    warned: BTreeSet<(String, String)>,
+    warned: BTreeSet<(String, &'static str, String)>,
     learned: watch::Sender<PodRouteContext>,
     /// Maximum-prefix limit of every peer (`--max-prefixes`).
     max_prefixes: Option<u32>,
@@ -476,22 +476,33 @@ impl Driver {
                 tracing::info!(service = %key, "service no longer announced from this node");
             }
         }
-        let now: BTreeSet<(String, String)> = decision
+        // (Service, Event reason, message): a warning is published once while it lasts.
+        let now: BTreeSet<(String, &'static str, String)> = decision
             .problems
             .iter()
-            .map(|p| (p.service.clone(), p.reason.clone()))
+            .map(|p| (p.service.clone(), "AnnounceFailed", p.reason.clone()))
+            .chain(
+                decision
+                    .weight_ignored
+                    .iter()
+                    .map(|p| (p.service.clone(), "WeightIgnored", p.reason.clone())),
+            )
             .collect();
-        for (key, reason) in now.difference(&self.warned) {
+        for (key, event_reason, reason) in now.difference(&self.warned) {
             let Some(svc) = self.cache.service(key) else {
                 continue;
             };
-            tracing::warn!(service = %key, %reason, "service not announced");
+            if *event_reason == "AnnounceFailed" {
+                tracing::warn!(service = %key, %reason, "service not announced");
+            } else {
+                tracing::warn!(service = %key, %reason, "service announced without weight");
+            }
             self.events.publish(about_service(
                 &svc.namespace,
                 &svc.name,
                 svc.uid.clone(),
                 Severity::Warning,
-                "AnnounceFailed",
+                event_reason,
                 format!("node {:?}: {reason}", self.node_name),
             ));
         }

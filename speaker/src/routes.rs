@@ -4,7 +4,11 @@
 //! and an empty AS_PATH (the encoder prepends our AS towards eBGP peers). Service routes get
 //! ORIGIN INCOMPLETE, as MetalLB's native speaker sends (`internal/bgp/native/messages.go`,
 //! v0.12.1; its FRR mode sends IGP), so routers keep load-balancing across MetalLB and ferrolb
-//! nodes during a migration; pod CIDRs, which MetalLB never announces, get IGP. Equal
+//! nodes during a migration; pod CIDRs, which MetalLB never announces, get IGP. A weighted
+//! advert ([`crate::decision::Weight`]) carries the link bandwidth extended community
+//! (draft-ietf-idr-link-bandwidth, transitive type 0x00, subtype 0x04): [`BANDWIDTH_PER_ENDPOINT`]
+//! bytes per second for each ready local endpoint, so a router that weighs ECMP by it
+//! (FRR: `bgp bestpath bandwidth`, on by default) sends each node its endpoints' share. Equal
 //! attribute sets share one `Arc`, so 1,000 Services with one pool cost one attribute set
 //! per peer, not a thousand.
 
@@ -13,11 +17,32 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_bgp::session::RouteSpec;
-use ferrolb_bgp::wire::{LargeCommunity, Origin as BgpOrigin, PathAttributes};
+use ferrolb_bgp::wire::{
+    ExtendedCommunity, LargeCommunity, LinkBandwidth, Origin as BgpOrigin, PathAttributes,
+};
 use ferrolb_config::Community;
 use ipnet::IpNet;
 
-use crate::decision::{Advert, Decision, Origin};
+use crate::decision::{Advert, Decision, Origin, Weight};
+
+/// The link bandwidth one ready endpoint stands for: 1 Mbit/s (125,000 bytes/s). Only the
+/// ratio between nodes matters to a router; 1 Mbit/s per endpoint makes FRR's
+/// `show bgp` print the endpoint count as the bandwidth in Mbit/s.
+pub const BANDWIDTH_PER_ENDPOINT: f32 = 125_000.0;
+
+/// RFC 6793's AS_TRANS, the two-octet stand-in for a four-octet AS.
+const AS_TRANS: u16 = 23456;
+
+/// The link bandwidth community for `weight`: our AS (AS_TRANS when it needs four octets)
+/// and [`BANDWIDTH_PER_ENDPOINT`] per endpoint, transitive (FRR 8 honours only that type).
+pub fn link_bandwidth(weight: &Weight) -> ExtendedCommunity {
+    let asn = u16::try_from(weight.local_as).unwrap_or(AS_TRANS);
+    let bytes = weight.total() as f32 * BANDWIDTH_PER_ENDPOINT;
+    let lb = LinkBandwidth::new(asn, bytes, true)
+        .or_else(|| LinkBandwidth::new(asn, f32::MAX, true))
+        .expect("f32::MAX is finite and positive");
+    ExtendedCommunity::LinkBandwidth(lb)
+}
 
 /// Desired routes of one BGP session.
 pub type RouteTable = BTreeMap<IpNet, RouteSpec>;
@@ -31,15 +56,17 @@ pub fn bgp_origin(origin: &Origin) -> BgpOrigin {
     }
 }
 
-/// The path attributes for an advert's ORIGIN, communities and LOCAL_PREF.
+/// The path attributes for an advert's ORIGIN, communities, LOCAL_PREF and link bandwidth.
 pub fn attributes(
     origin: BgpOrigin,
     communities: &BTreeSet<Community>,
     local_pref: Option<u32>,
+    bandwidth: Option<ExtendedCommunity>,
 ) -> PathAttributes {
     let mut attrs = PathAttributes {
         origin,
         local_pref,
+        ext_communities: bandwidth.into_iter().collect(),
         ..PathAttributes::default()
     };
     for c in communities {
@@ -61,7 +88,12 @@ pub fn attributes(
 /// configuration lists one address twice (different ports) the first entry wins, as in
 /// [`crate::peers::desired_peers`].
 pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
-    type Key = (BgpOrigin, BTreeSet<Community>, Option<u32>);
+    type Key = (
+        BgpOrigin,
+        BTreeSet<Community>,
+        Option<u32>,
+        Option<ExtendedCommunity>,
+    );
     let mut interned: BTreeMap<Key, Arc<PathAttributes>> = BTreeMap::new();
     let mut out: BTreeMap<IpAddr, RouteTable> = BTreeMap::new();
     for (peer, adverts) in &decision.per_peer {
@@ -77,12 +109,16 @@ pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
                         communities,
                         local_pref,
                         origin,
+                        weight,
                     },
                 )| {
                     let origin = bgp_origin(origin);
+                    let bandwidth = weight.as_ref().map(link_bandwidth);
                     let attrs = interned
-                        .entry((origin, communities.clone(), *local_pref))
-                        .or_insert_with(|| Arc::new(attributes(origin, communities, *local_pref)))
+                        .entry((origin, communities.clone(), *local_pref, bandwidth))
+                        .or_insert_with(|| {
+                            Arc::new(attributes(origin, communities, *local_pref, bandwidth))
+                        })
                         .clone();
                     (*prefix, RouteSpec::self_next_hop(attrs))
                 },
@@ -116,6 +152,7 @@ mod tests {
                     communities: comms.clone(),
                     local_pref: Some(200),
                     origin: Origin::PodCidr,
+                    weight: None,
                 },
             );
         }
@@ -145,6 +182,69 @@ mod tests {
     }
 
     #[test]
+    fn weighted_adverts_carry_transitive_link_bandwidth_per_endpoint() {
+        let peer = PeerKey {
+            address: "172.17.0.3".parse().unwrap(),
+            port: 179,
+        };
+        let weighted = |local_as: u32, n: u32| Advert {
+            communities: BTreeSet::new(),
+            local_pref: None,
+            origin: Origin::Service(BTreeSet::from(["ns/a".into()])),
+            weight: Some(Weight {
+                local_as,
+                endpoints: BTreeMap::from([("ns/a".to_string(), n)]),
+            }),
+        };
+        let p = |s: &str| s.parse::<IpNet>().unwrap();
+        let decision = Decision {
+            per_peer: BTreeMap::from([(
+                peer,
+                BTreeMap::from([
+                    (p("172.17.254.1/32"), weighted(64522, 3)),
+                    (p("172.17.254.2/32"), weighted(64522, 3)),
+                    (p("172.17.254.3/32"), weighted(64522, 1)),
+                    (p("172.17.254.4/32"), weighted(4_200_000_000, 1)),
+                ]),
+            )]),
+            ..Decision::default()
+        };
+        let t = tables(&decision);
+        let table = &t[&peer.address];
+        let bytes = |prefix: &str| -> Vec<[u8; 8]> {
+            table[&p(prefix)]
+                .attributes
+                .ext_communities
+                .iter()
+                .map(ExtendedCommunity::to_bytes)
+                .collect()
+        };
+        // Type 0x00 (transitive two-octet AS), subtype 0x04, AS 64522 = 0xfc0a, then the
+        // IEEE 754 single: 375,000.0 = 0x48b71b00 (3 x 125,000 bytes/s), 125,000.0 = 0x47f42400.
+        assert_eq!(
+            bytes("172.17.254.1/32"),
+            vec![[0x00, 0x04, 0xfc, 0x0a, 0x48, 0xb7, 0x1b, 0x00]]
+        );
+        assert_eq!(
+            bytes("172.17.254.3/32"),
+            vec![[0x00, 0x04, 0xfc, 0x0a, 0x47, 0xf4, 0x24, 0x00]]
+        );
+        // A four-octet AS goes as AS_TRANS (23456 = 0x5ba0).
+        assert_eq!(
+            bytes("172.17.254.4/32"),
+            vec![[0x00, 0x04, 0x5b, 0xa0, 0x47, 0xf4, 0x24, 0x00]]
+        );
+        assert!(Arc::ptr_eq(
+            &table[&p("172.17.254.1/32")].attributes,
+            &table[&p("172.17.254.2/32")].attributes
+        ));
+        assert!(!Arc::ptr_eq(
+            &table[&p("172.17.254.1/32")].attributes,
+            &table[&p("172.17.254.3/32")].attributes
+        ));
+    }
+
+    #[test]
     fn service_routes_are_origin_incomplete_pod_cidrs_igp() {
         let peer = PeerKey {
             address: "172.17.0.2".parse().unwrap(),
@@ -154,6 +254,7 @@ mod tests {
             communities: BTreeSet::new(),
             local_pref: Some(0),
             origin,
+            weight: None,
         };
         let svc: IpNet = "172.17.254.1/32".parse().unwrap();
         let pod: IpNet = "10.244.1.0/24".parse().unwrap();

@@ -3,7 +3,7 @@
 use super::Refs;
 use super::pools::Entry;
 use crate::error::Diagnostics;
-use crate::fields::{child, integer, item, list, read_map, string};
+use crate::fields::{boolean, child, integer, item, list, read_map, string};
 use crate::model::{BgpAdvertisement, Community};
 use crate::rules::{self, Spelling};
 use crate::yaml::{Kind, Node};
@@ -13,7 +13,11 @@ const ADVERTISEMENT_KEYS: &[&str] = &[
     "aggregation-length-v6",
     "localpref",
     "communities",
+    WEIGHT_KEY,
 ];
+
+/// ferrolb's own key beside MetalLB's schema (see [`BgpAdvertisement::weight_by_endpoints`]).
+const WEIGHT_KEY: &str = "ferrolb-weight-by-endpoints";
 
 /// An advertisement as written, which is how MetalLB compares two of them (Go's
 /// `reflect.DeepEqual` on the raw struct): `aggregation-length: 32` differs from nothing,
@@ -24,6 +28,7 @@ pub(super) struct RawAdvertisement {
     aggregation_length_v6: Option<u8>,
     local_pref: Option<u32>,
     communities: Option<Vec<String>>,
+    weight_by_endpoints: Option<bool>,
 }
 
 /// Decodes one advertisement; a null entry (a bare `-`) is one with every default, as in
@@ -116,6 +121,13 @@ pub(super) fn decode_advertisement(
             ad.communities = seen.into_iter().map(|(c, _)| c).collect();
             raw.communities = Some(written);
         }
+    }
+
+    if let Some((_, v)) = f.get(WEIGHT_KEY)
+        && let Some(on) = boolean(d, v, &child(p, WEIGHT_KEY))
+    {
+        ad.weight_by_endpoints = on;
+        raw.weight_by_endpoints = Some(on);
     }
 
     (d.errors.len() == errors_before).then_some((ad, raw))

@@ -54,9 +54,20 @@ pub(crate) fn attach(
     for cr in crs {
         let o = object("BGPAdvertisement", name(&cr.metadata));
         let errors_before = d.errors.len();
-        let Some(ad) = advertisement(d, &o, &cr.spec, t) else {
+        let Some(mut ad) = advertisement(d, &o, &cr.spec, t) else {
             continue;
         };
+        match weight_annotation(&cr.metadata) {
+            Ok(on) => ad.weight_by_endpoints = on,
+            Err(why) => {
+                d.error(
+                    &o,
+                    &format!("metadata.annotations[{WEIGHT_ANNOTATION:?}]"),
+                    why,
+                );
+                continue;
+            }
+        }
         let selected = select_pools(d, &o, &cr.spec.selection, pools, &index, t.broken_pools);
         for &i in &selected {
             aggregation_fits(d, &o, &ad, &pools[i]);
@@ -152,6 +163,27 @@ fn advertisement(
     ad.peers = s.peers.clone();
     ad.node_selectors = selectors(d, o, "spec.nodeSelectors", &s.selection.node_selectors);
     (d.errors.len() == errors_before).then_some(ad)
+}
+
+/// ferrolb's opt-in to endpoint-weighted announcements on a BGPAdvertisement CR: an
+/// annotation, not a spec field, so the CR stays valid against MetalLB's own CRD schema
+/// (which would prune an unknown field without a word).
+pub const WEIGHT_ANNOTATION: &str = "ferrolb.io/weight-by-endpoints";
+
+/// The annotation's value: absent or `"false"` off, `"true"` on, anything else an error.
+fn weight_annotation(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<bool, String> {
+    match meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(WEIGHT_ANNOTATION))
+        .map(String::as_str)
+    {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("{other:?} is not \"true\" or \"false\"")),
+    }
 }
 
 fn no_duplicates(d: &mut Diag, o: &ObjectRef, path: &str, what: &str, list: &[String]) {

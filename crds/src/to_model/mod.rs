@@ -20,6 +20,7 @@
 //! Objects are taken in name order, so the result does not depend on listing order.
 
 mod advertisements;
+pub use advertisements::WEIGHT_ANNOTATION;
 mod diag;
 mod peers;
 mod pools;

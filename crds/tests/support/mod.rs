@@ -89,6 +89,9 @@ pub fn render(c: &Config) -> Vec<String> {
             if !a.node_selectors.is_empty() {
                 l += &format!(" node-selectors {}", a.node_selectors.len());
             }
+            if a.weight_by_endpoints {
+                l += " weight-by-endpoints";
+            }
             out.push(l);
         }
     }
