@@ -276,10 +276,15 @@ impl FsmConfig {
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.local_as));
         if let Some(restart_time) = self.graceful_restart {
+            // F (forwarding state preserved) is set for every family: the routes we
+            // announce point at this node, whose forwarding (kube-proxy, the kernel) does
+            // not depend on the BGP process, so it survives a restart of the speaker. R
+            // (restarted) stays clear: nothing tells a new process reliably that its
+            // predecessor stopped gracefully, and helpers keep our routes on F alone.
             capabilities.push(Capability::GracefulRestart {
                 restarting: false,
                 restart_time,
-                families: self.families.iter().map(|f| (*f, false)).collect(),
+                families: self.families.iter().map(|f| (*f, true)).collect(),
             });
         }
         Open {

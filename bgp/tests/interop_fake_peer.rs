@@ -70,6 +70,12 @@ fn peer_open() -> Open {
 /// Accept our speaker's connection and bring the session up; returns the stream and
 /// the negotiated context.
 async fn handshake(listener: &TcpListener) -> (TcpStream, SessionContext) {
+    let (s, ctx, _) = handshake_with(listener, peer_open()).await;
+    (s, ctx)
+}
+
+/// [`handshake`] with the peer sending `theirs`; also returns our OPEN.
+async fn handshake_with(listener: &TcpListener, theirs: Open) -> (TcpStream, SessionContext, Open) {
     let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
         .await
         .expect("speaker connects")
@@ -79,11 +85,11 @@ async fn handshake(listener: &TcpListener) -> (TcpStream, SessionContext) {
         panic!("expected OPEN first");
     };
     assert_eq!(ours.four_octet_as(), Some(OUR_AS));
-    send(&mut s, &Message::Open(peer_open()), &pre).await;
+    send(&mut s, &Message::Open(theirs.clone()), &pre).await;
     send(&mut s, &Message::Keepalive, &pre).await;
     assert_eq!(read_msg(&mut s, &pre).await, Some(Message::Keepalive));
-    let ctx = SessionContext::negotiate(&peer_open(), &ours);
-    (s, ctx)
+    let ctx = SessionContext::negotiate(&theirs, &ours);
+    (s, ctx, ours)
 }
 
 async fn setup() -> (
@@ -263,6 +269,75 @@ async fn shutdown_sends_cease_with_the_shutdown_message() {
     let n = cease.expect("Cease arrives before the close");
     assert_eq!((n.code, n.subcode), (6, 2));
     assert_eq!(n.data, [&[12u8][..], b"node drained"].concat());
+}
+
+/// Everything the peer reads until the connection closes (or 3 s of silence): the
+/// NOTIFICATIONs, and whether it saw the close.
+async fn until_close(s: &mut TcpStream, ctx: &SessionContext) -> (Vec<(u8, u8)>, bool) {
+    let mut notifications = Vec::new();
+    loop {
+        match read_msg_timeout(s, ctx, Duration::from_secs(3)).await {
+            Ok(Some(Message::Notification(n))) => notifications.push((n.code, n.subcode)),
+            Ok(Some(_)) => {}
+            Ok(None) => return (notifications, true),
+            Err(()) => return (notifications, false),
+        }
+    }
+}
+
+fn graceful_open() -> Open {
+    let mut o = peer_open();
+    o.capabilities.push(Capability::GracefulRestart {
+        restarting: false,
+        restart_time: 120,
+        families: vec![(AddressFamily::Ipv4Unicast, false)],
+    });
+    o
+}
+
+#[tokio::test]
+async fn restart_stop_closes_a_graceful_restart_session_without_notification() {
+    let (listener, speaker, _events, mut cfg) = setup().await;
+    cfg.graceful_restart = Some(45);
+    speaker.add_peer(cfg).expect("add");
+    let (mut s, ctx, ours) = handshake_with(&listener, graceful_open()).await;
+    // Our capability: the configured restart time, R clear, F set for the family.
+    let gr = ours
+        .capabilities
+        .iter()
+        .find(|c| matches!(c, Capability::GracefulRestart { .. }))
+        .cloned();
+    assert_eq!(
+        gr,
+        Some(Capability::GracefulRestart {
+            restarting: false,
+            restart_time: 45,
+            families: vec![(AddressFamily::Ipv4Unicast, true)],
+        })
+    );
+    assert!(ctx.graceful_restart);
+    speaker.shutdown_for_restart(Some("restart")).await;
+    let (notifications, closed) = until_close(&mut s, &ctx).await;
+    assert!(closed, "the connection is closed");
+    assert!(
+        notifications.is_empty(),
+        "a restarting speaker sends no NOTIFICATION (RFC 4724 4.1): {notifications:?}"
+    );
+}
+
+#[tokio::test]
+async fn restart_stop_sends_cease_where_graceful_restart_was_not_negotiated() {
+    // We offer graceful restart, the peer does not: a silent close would leave our routes
+    // there until its hold timer, so it gets the Cease as on a plain shutdown.
+    let (listener, speaker, _events, mut cfg) = setup().await;
+    cfg.graceful_restart = Some(45);
+    speaker.add_peer(cfg).expect("add");
+    let (mut s, ctx, _) = handshake_with(&listener, peer_open()).await;
+    assert!(!ctx.graceful_restart);
+    speaker.shutdown_for_restart(Some("restart")).await;
+    let (notifications, closed) = until_close(&mut s, &ctx).await;
+    assert_eq!(notifications, vec![(6, 2)]);
+    assert!(closed);
 }
 
 #[tokio::test]

@@ -75,8 +75,14 @@ pub struct Peer {
     /// `password`) holding the TCP MD5 password. The edge that reads Secrets fills
     /// [`Peer::password`] from it; the conversion leaves `password` unset.
     pub password_secret: Option<SecretRef>,
-    /// CRs only: `enableGracefulRestart`, offer BGP graceful restart (RFC 4724).
+    /// Offer BGP graceful restart (RFC 4724): the CR's `enableGracefulRestart`, the
+    /// ConfigMap's `ferrolb-graceful-restart` (ferrolb's own key). Off by default: a
+    /// GR-aware router keeps a crashed speaker's routes for the restart time.
     pub graceful_restart: bool,
+    /// The restart time offered with graceful restart (`ferrolb-graceful-restart-time`,
+    /// default [`crate::rules::DEFAULT_RESTART_TIME`], 1 s to 4095 s): how long routers keep
+    /// this node's routes while its speaker restarts.
+    pub graceful_restart_time: Duration,
 }
 
 /// A reference to a Secret (`passwordSecret`).

@@ -190,6 +190,23 @@ pub fn hold_time(secs: u64) -> Result<Duration, String> {
     }
 }
 
+/// The graceful restart time offered by default: long enough for a DaemonSet pod to be
+/// replaced on a node (image cached), short enough that a speaker that does not come back is
+/// forgotten within a minute even without BFD.
+pub const DEFAULT_RESTART_TIME: Duration = Duration::from_secs(60);
+
+/// A graceful restart time (RFC 4724: a 12-bit field of seconds): 1 s to 4095 s. Zero
+/// would ask routers to keep nothing, which is graceful restart turned off: say so instead.
+pub fn restart_time(secs: u64) -> Result<Duration, String> {
+    match secs {
+        0 => Err("0s keeps nothing: turn graceful restart off instead".to_string()),
+        1..=4095 => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "{secs}s is more than 4095s, the largest restart time BGP can carry"
+        )),
+    }
+}
+
 /// The keepalive default: a third of the hold time, whole seconds rounded down.
 pub fn default_keepalive(hold: Duration) -> Duration {
     Duration::from_secs(hold.as_secs() / 3)

@@ -729,3 +729,21 @@ fn weight_by_endpoints_must_be_a_boolean() {
          expected true or false, found the string \"yes\""
     );
 }
+
+#[test]
+fn graceful_restart_time_out_of_range() {
+    assert_eq!(
+        one_error(&peer_with("  ferrolb-graceful-restart-time: 0s\n")),
+        "peers[0].ferrolb-graceful-restart-time (line 5): 0s keeps nothing: turn graceful \
+         restart off instead"
+    );
+    assert_eq!(
+        one_error(&peer_with("  ferrolb-graceful-restart-time: 2h\n")),
+        "peers[0].ferrolb-graceful-restart-time (line 5): 7200s is more than 4095s, the largest \
+         restart time BGP can carry"
+    );
+    assert_eq!(
+        one_error(&peer_with("  ferrolb-graceful-restart: 1\n")),
+        "peers[0].ferrolb-graceful-restart (line 5): expected true or false, found the number 1"
+    );
+}

@@ -377,3 +377,36 @@ fn weight_by_endpoints_is_our_opt_in_key_off_by_default() {
         .collect();
     assert_eq!(weights, vec![true, false, false]);
 }
+
+#[test]
+fn graceful_restart_is_our_opt_in_peer_key_with_a_restart_time() {
+    let c = ok("peers:\n- peer-address: 10.0.0.1\n  peer-asn: 64512\n  my-asn: 64513\n");
+    assert!(!c.peers[0].graceful_restart, "off by default");
+    assert_eq!(c.peers[0].graceful_restart_time, Duration::from_secs(60));
+    let text = "bfd-profiles:\n- name: fast\npeers:\n- peer-address: 10.0.0.1\n  peer-asn: 64512\n  \
+                my-asn: 64513\n  bfd-profile: fast\n  ferrolb-graceful-restart: true\n  \
+                ferrolb-graceful-restart-time: 2m\n";
+    let parsed = ferrolb_config::parse_config(text).expect("valid");
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert!(parsed.config.peers[0].graceful_restart);
+    assert_eq!(
+        parsed.config.peers[0].graceful_restart_time,
+        Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn graceful_restart_without_bfd_is_allowed_with_a_warning_naming_the_peer() {
+    let text = "peers:\n- peer-address: 10.0.0.1\n  peer-asn: 64512\n  my-asn: 64513\n  \
+                ferrolb-graceful-restart: true\n";
+    let parsed = ferrolb_config::parse_config(text).expect("valid");
+    let w: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [
+            "peers[0].ferrolb-graceful-restart (line 5): graceful restart without a bfd-profile: a \
+          crashed or silent node keeps its routes on a GR-aware router for the hold time plus \
+          the restart time (60s); add a bfd-profile so a dead node still leaves at once"
+        ]
+    );
+}

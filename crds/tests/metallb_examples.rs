@@ -203,7 +203,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ),
     (
         "metallb-docs/advanced-bgp-12.yaml",
-        &["peer example 172.30.0.3:179 as 64512->64512 hold 90s keepalive 30s graceful-restart"],
+        &[
+            "peer example 172.30.0.3:179 as 64512->64512 hold 90s keepalive 30s graceful-restart",
+            // ferrolb's own warning (issue 13): GR without BFD keeps a dead node's routes.
+            "warning: BGPPeer/example spec.enableGracefulRestart: graceful restart without a \
+             bfdProfile: a crashed or silent node keeps its routes on a GR-aware router for the \
+             hold time plus the restart time (60s); add a bfdProfile so a dead node still leaves \
+             at once",
+        ],
     ),
     (
         "metallb-docs/advanced-ipaddresspool-01.yaml",

@@ -96,6 +96,8 @@ pub struct LabSpec {
     pub dual_stack: bool,
     /// The real kube-apiserver (default where available) or the lab API server.
     pub apiserver: ApiServerKind,
+    /// More flags for every speaker (e.g. `--on-sigterm drain`).
+    pub speaker_args: Vec<String>,
 }
 
 /// The seed ConfigMap's configuration (`manifests/config.yaml`).
@@ -119,6 +121,7 @@ impl LabSpec {
             detach: false,
             dual_stack: false,
             apiserver: default_apiserver(),
+            speaker_args: Vec::new(),
         }
     }
 
@@ -440,7 +443,10 @@ impl NetLab {
                 },
                 "--port".into(),
                 "7472".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.spec.speaker_args.iter().cloned())
+            .collect(),
         )
     }
 

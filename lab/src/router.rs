@@ -134,6 +134,9 @@ pub fn frr_conf_with_bfd(nodes: u8, bfd: bool) -> String {
          ip prefix-list from-cluster seq 10 permit {pool} ge 32\n\
          ip prefix-list from-cluster seq 20 permit {podnet} ge 24 le 24\n\
          ip prefix-list to-cluster seq 10 permit {podnet} ge 24 le 24\n!\n\
+         bgp community-list standard gshut seq 5 permit 65535:0\n\
+         route-map gshut permit 10\n match community gshut\n set local-preference 0\n\
+         route-map gshut permit 20\n!\n\
          router bgp {asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n no bgp network import-check\n\
          \x20bgp bestpath as-path multipath-relax\n",
         pool = addr::POOL,
@@ -152,6 +155,7 @@ pub fn frr_conf_with_bfd(nodes: u8, bfd: bool) -> String {
     for ip in node_ips(nodes) {
         let _ = writeln!(s, "  neighbor {ip} as-override");
         let _ = writeln!(s, "  neighbor {ip} prefix-list from-cluster in");
+        let _ = writeln!(s, "  neighbor {ip} route-map gshut in");
         let _ = writeln!(s, "  neighbor {ip} prefix-list to-cluster out");
     }
     s.push_str(" exit-address-family\n!\n");
@@ -501,6 +505,74 @@ impl Router {
     /// [`Router::fib`] for one address family.
     pub fn fib_family(&self, family: Family) -> Result<Vec<KernelRoute>> {
         kernel_routes_family(&self.ns, family, Some(self.kind.kernel_proto()))
+    }
+
+    /// The next hops of the IPv4 paths to `prefix` that carry the GRACEFUL_SHUTDOWN
+    /// community (65535:0, RFC 8326), with the LOCAL_PREF the router gave them. BIRD and
+    /// FRR (gobgpd is not asked).
+    pub fn graceful_shutdown_paths(
+        &self,
+        prefix: ipnet::IpNet,
+    ) -> Result<Vec<(std::net::IpAddr, Option<u32>)>> {
+        match self.kind {
+            RouterKind::Gobgp => bail!("graceful shutdown is checked on BIRD and FRR only"),
+            RouterKind::Bird => {
+                let gshut = ferrolb_netns::Community::new(65535, 0);
+                Ok(self
+                    .rib()?
+                    .into_iter()
+                    .filter(|r| r.prefix == prefix)
+                    .flat_map(|r| r.paths)
+                    .filter(|p| p.communities.contains(&gshut))
+                    .flat_map(|p| {
+                        let lp = p.local_pref;
+                        p.next_hops.into_iter().map(move |h| (h, lp))
+                    })
+                    .collect())
+            }
+            RouterKind::Frr => {
+                let v: serde_json::Value = serde_json::from_str(
+                    &self.vtysh(&format!("show bgp ipv4 unicast {prefix} json"))?,
+                )?;
+                let mut out = Vec::new();
+                for p in v
+                    .get("paths")
+                    .and_then(|p| p.as_array())
+                    .into_iter()
+                    .flatten()
+                {
+                    let comm = p
+                        .pointer("/community/string")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default();
+                    if !comm
+                        .split_whitespace()
+                        .any(|c| c == "graceful-shutdown" || c == "65535:0")
+                    {
+                        continue;
+                    }
+                    let lp = p
+                        .get("locPrf")
+                        .and_then(|l| l.as_u64())
+                        .and_then(|l| u32::try_from(l).ok());
+                    for h in p
+                        .get("nexthops")
+                        .and_then(|n| n.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(ip) = h
+                            .get("ip")
+                            .and_then(|i| i.as_str())
+                            .and_then(|i| i.parse().ok())
+                        {
+                            out.push((ip, lp));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
     }
 
     /// FRR only: how many times each IPv4 neighbour's session has been established

@@ -233,7 +233,11 @@ fn bird_family(s: &mut String, f: &FamilyPolicy, nodes: u8, session_bfd: &str) {
   merge paths on;
 }}
 filter from_cluster{sfx} {{
-  if net ~ [ {pool}{{{host},{host}}}, {podnet}{{{pod},{pod}}} ] then accept;
+  if net ~ [ {pool}{{{host},{host}}}, {podnet}{{{pod},{pod}}} ] then {{
+    # RFC 8326: a draining node's routes lose to every other path.
+    if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+    accept;
+  }}
   reject;
 }}
 filter to_cluster{sfx} {{
@@ -246,7 +250,8 @@ filter to_cluster{sfx} {{
 template bgp nodes{sfx} {{
   local {rid} as {asn};
   passive on;
-  graceful restart off;
+  # Helper only, for speakers that offer graceful restart (ferrolb's is opt-in per peer).
+  graceful restart aware;
   {ch} {{ import filter from_cluster{sfx}; export filter to_cluster{sfx}; }};
 {session_bfd}}}
 "#,

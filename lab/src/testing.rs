@@ -80,6 +80,28 @@ pub fn spec() -> Result<LabSpec> {
     Ok(LabSpec::seed(&prefix, state, Bins::in_dir(&bin_dir()?)))
 }
 
+/// A seed-lab spec with `router`, or `None` after saying why the test is skipped: not
+/// root, or the router's binaries missing.
+pub fn spec_with_router(router: crate::router::RouterKind) -> Option<LabSpec> {
+    if let Err(skip) = ferrolb_netns::require_root() {
+        eprintln!("{skip}");
+        return None;
+    }
+    let missing = router.missing();
+    if !missing.is_empty() {
+        eprintln!("skipping {router:?}: {missing:?} not installed");
+        return None;
+    }
+    let mut spec = spec().expect("lab spec (binaries)");
+    spec.router = router;
+    Some(spec)
+}
+
+/// `ip/32`.
+pub fn host(ip: std::net::Ipv4Addr) -> ipnet::IpNet {
+    ipnet::IpNet::V4(ipnet::Ipv4Net::from(ip))
+}
+
 /// The seed ConfigMap's configuration with a short hold time (for the silent-node test).
 pub fn config_with_hold_time(secs: u32) -> String {
     format!(

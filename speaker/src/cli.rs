@@ -85,9 +85,53 @@ pub struct Cli {
         default_value_t = crate::podroutes::DEFAULT_SETTLE.as_secs()
     )]
     pub pod_route_settle: u64,
+    /// What SIGTERM does to the BGP sessions. `restart` (a DaemonSet rollout): peers with
+    /// graceful restart (`ferrolb-graceful-restart`, `enableGracefulRestart`) keep this
+    /// node's routes while the next instance starts, the others get a Cease. `drain` (the
+    /// node goes away): Service routes are re-announced with GRACEFUL_SHUTDOWN for
+    /// `--drain-period`, then every peer gets a Cease; set the pod's
+    /// `terminationGracePeriodSeconds` above the drain period. `withdraw`: a Cease to every
+    /// peer at once.
+    #[arg(long = "on-sigterm", env = "FERROLB_ON_SIGTERM", value_enum, default_value_t = OnSigterm::Restart)]
+    pub on_sigterm: OnSigterm,
+    /// Seconds of GRACEFUL_SHUTDOWN (RFC 8326) before this node's Service routes are
+    /// withdrawn: on SIGTERM with `--on-sigterm drain`, and when the node gains the
+    /// `node.kubernetes.io/exclude-from-external-load-balancers` label. 0: withdraw at once.
+    #[arg(
+        long = "drain-period",
+        env = "FERROLB_DRAIN_PERIOD",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_DRAIN_SECONDS
+    )]
+    pub drain_period: u64,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// `--drain-period` by default: long enough for routers to reconverge on the other nodes,
+/// well inside Kubernetes' default `terminationGracePeriodSeconds` of 30.
+pub const DEFAULT_DRAIN_SECONDS: u64 = 10;
+
+/// `--on-sigterm` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnSigterm {
+    /// Graceful restart where negotiated, Cease elsewhere.
+    Restart,
+    /// GRACEFUL_SHUTDOWN for the drain period, then Cease.
+    Drain,
+    /// Cease at once.
+    Withdraw,
+}
+
+impl From<OnSigterm> for crate::StopMode {
+    fn from(a: OnSigterm) -> Self {
+        match a {
+            OnSigterm::Restart => crate::StopMode::Restart,
+            OnSigterm::Drain => crate::StopMode::Drain,
+            OnSigterm::Withdraw => crate::StopMode::Withdraw,
+        }
+    }
 }
 
 /// `--pod-cidr-mode` values.
@@ -124,6 +168,8 @@ impl Cli {
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
         o.listen = Some(SocketAddr::new(self.host, self.port));
+        o.stop_mode = self.on_sigterm.into();
+        o.drain_period = std::time::Duration::from_secs(self.drain_period);
         o.max_prefixes = match (self.max_prefixes, self.pod_cidr_mode) {
             (Some(0), _) => None,
             (Some(n), _) => Some(n),
@@ -176,6 +222,12 @@ mod tests {
         assert!(o.decision.ignore_exclude_lb);
         assert_eq!(o.decision.pod_cidr_mode, PodCidrMode::AdvertiseAndInstall);
         assert_eq!(o.listen, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(
+            o.stop_mode,
+            crate::StopMode::Restart,
+            "the binary's default"
+        );
+        assert_eq!(o.drain_period, std::time::Duration::from_secs(10));
         assert_eq!(cli.pod_routes_options().policy.allow, None);
         assert_eq!(
             o.max_prefixes,

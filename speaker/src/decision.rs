@@ -70,7 +70,15 @@ pub struct Options {
     pub ignore_exclude_lb: bool,
     /// `--pod-cidr-mode`.
     pub pod_cidr_mode: PodCidrMode,
+    /// Graceful shutdown (RFC 8326) while the node drains: every Service route carries
+    /// the GRACEFUL_SHUTDOWN community and, towards iBGP peers, LOCAL_PREF 0, so routers
+    /// that honour it move new flows to the other nodes before the routes are withdrawn.
+    /// Pod CIDRs are left alone (only this node can reach its pods).
+    pub graceful_shutdown: bool,
 }
+
+/// RFC 8326's well-known GRACEFUL_SHUTDOWN community, 65535:0.
+pub const GRACEFUL_SHUTDOWN: Community = Community::Standard(0xFFFF_0000);
 
 /// This node, as far as the decision cares.
 #[derive(Debug, Clone, Default)]
@@ -441,12 +449,16 @@ pub fn decide(
                             local_as: peer.my_asn,
                             endpoints: BTreeMap::from([(svc.key.clone(), n)]),
                         });
-                    let advert = Advert {
+                    let mut advert = Advert {
                         communities: adv.communities.iter().copied().collect(),
                         local_pref: peer.is_ibgp().then(|| adv.local_pref.unwrap_or(0)),
                         origin: origin.clone(),
                         weight,
                     };
+                    if opts.graceful_shutdown {
+                        advert.communities.insert(GRACEFUL_SHUTDOWN);
+                        advert.local_pref = peer.is_ibgp().then_some(0);
+                    }
                     merge(table, aggregate(*ip, len), advert);
                 }
             }
@@ -1162,6 +1174,56 @@ address-pools:
         ];
         let d = decide(&config, &node(&[]), &services, &Options::default());
         assert_eq!(weight_of(&d, "198.51.100.0/24"), None);
+    }
+
+    #[test]
+    fn graceful_shutdown_marks_service_routes_only() {
+        let config = config();
+        let services = vec![svc(
+            "ns/a",
+            &["172.17.254.1"],
+            Cluster,
+            vec![ep("node-1", Some(true), None)],
+        )];
+        let opts = Options {
+            graceful_shutdown: true,
+            pod_cidr_mode: PodCidrMode::Advertise,
+            ..Options::default()
+        };
+        let d = decide(&config, &node(&[]), &services, &opts);
+        let ebgp = &d.per_peer[&PeerKey {
+            address: "172.17.0.1".parse().unwrap(),
+            port: 179,
+        }];
+        let ibgp = &d.per_peer[&PeerKey {
+            address: "172.17.0.2".parse().unwrap(),
+            port: 179,
+        }];
+        let svc_prefix: IpNet = "172.17.254.1/32".parse().unwrap();
+        let pod: IpNet = "10.244.1.0/24".parse().unwrap();
+        // 65535:0 beside the advertisement's own communities; LOCAL_PREF 0 on iBGP even
+        // though the advertisement asks for 200; none on eBGP.
+        for table in [ebgp, ibgp] {
+            assert!(table[&svc_prefix].communities.contains(&GRACEFUL_SHUTDOWN));
+            assert!(
+                table[&svc_prefix]
+                    .communities
+                    .contains(&Community::Standard(65535 << 16 | 65281))
+            );
+            assert!(!table[&pod].communities.contains(&GRACEFUL_SHUTDOWN));
+        }
+        assert_eq!(ibgp[&svc_prefix].local_pref, Some(0));
+        assert_eq!(ebgp[&svc_prefix].local_pref, None);
+        assert_eq!(ibgp[&pod].local_pref, None);
+        let normal = decide(&config, &node(&[]), &services, &Options::default());
+        assert_eq!(
+            normal.per_peer[&PeerKey {
+                address: "172.17.0.2".parse().unwrap(),
+                port: 179,
+            }][&svc_prefix]
+                .local_pref,
+            Some(200)
+        );
     }
 
     #[test]

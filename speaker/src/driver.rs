@@ -33,6 +33,7 @@ use crate::events::{EventSink, Severity, about_service};
 use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
 use crate::learned::PodRouteContext;
 use crate::metrics::Metrics;
+use crate::options::StopMode;
 use crate::peers::{self, DesiredPeers, LocalAddrs};
 use crate::sessions::Sessions;
 use crate::shared::{PeerInfo, Shared, Snapshot};
@@ -43,6 +44,30 @@ const PEER_RETRY: Duration = Duration::from_secs(5);
 
 /// The reason text of the Cease sent on shutdown (RFC 8203).
 pub const SHUTDOWN_REASON: &str = "ferrolb-speaker shutting down";
+
+/// Why the node is draining (RFC 8326) and until when.
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    until: tokio::time::Instant,
+    why: DrainCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainCause {
+    /// The node gained the exclusion label.
+    ExcludeLabel,
+    /// The speaker is stopping with `--on-sigterm drain`.
+    Stop,
+}
+
+impl DrainCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            DrainCause::ExcludeLabel => "exclude-from-external-load-balancers label",
+            DrainCause::Stop => "stopping (--on-sigterm drain)",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Synced {
@@ -81,6 +106,15 @@ pub(crate) struct Driver {
     learned: watch::Sender<PodRouteContext>,
     /// Maximum-prefix limit of every peer (`--max-prefixes`).
     max_prefixes: Option<u32>,
+    /// `--on-sigterm` and `--drain-period`.
+    stop_mode: StopMode,
+    drain_period: Duration,
+    /// A drain in progress: until then Service routes go out with GRACEFUL_SHUTDOWN (and
+    /// despite the exclusion label, when that started it).
+    drain: Option<Drain>,
+    /// Whether the exclusion label was on at the last reconcile (`None` before the first:
+    /// a speaker that starts on an excluded node has nothing to drain).
+    was_excluded: Option<bool>,
     events: EventSink,
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
@@ -121,10 +155,21 @@ impl Driver {
             warned: BTreeSet::new(),
             learned,
             max_prefixes: None,
+            stop_mode: StopMode::Withdraw,
+            drain_period: Duration::ZERO,
+            drain: None,
+            was_excluded: None,
             events,
             metrics,
             shared,
         }
+    }
+
+    /// Sets what a stop does and the drain period.
+    pub(crate) fn with_stop(mut self, mode: StopMode, drain_period: Duration) -> Self {
+        self.stop_mode = mode;
+        self.drain_period = drain_period;
+        self
     }
 
     /// Sets the maximum-prefix limit of every peer.
@@ -189,11 +234,51 @@ impl Driver {
                     self.peers_dirty = true;
                     self.dirty = true;
                 }
+                () = tokio::time::sleep_until(self.drain.map_or_else(tokio::time::Instant::now, |d| d.until)),
+                    if self.drain.is_some_and(|d| d.why == DrainCause::ExcludeLabel) =>
+                {
+                    tracing::info!(period = ?self.drain_period, "drain period over: withdrawing this node's Service routes");
+                    self.drain = None;
+                    self.dirty = true;
+                }
                 _ = std::future::ready(()), if work => self.reconcile().await,
             }
         }
-        tracing::info!("stopping: sending Cease to every peer");
-        self.sessions.shutdown(SHUTDOWN_REASON).await;
+        self.stop().await;
+    }
+
+    /// Ends the sessions as `--on-sigterm` says.
+    async fn stop(&mut self) {
+        match self.stop_mode {
+            StopMode::Withdraw => {
+                tracing::info!(mode = "withdraw", "stopping: sending Cease to every peer");
+                self.sessions.shutdown(SHUTDOWN_REASON).await;
+            }
+            StopMode::Restart => {
+                tracing::info!(
+                    mode = "restart",
+                    "stopping for a restart: peers with graceful restart keep this node's routes, the others get a Cease"
+                );
+                self.sessions.shutdown_for_restart(SHUTDOWN_REASON).await;
+            }
+            StopMode::Drain => {
+                if self.synced.all() && !self.drain_period.is_zero() {
+                    tracing::info!(
+                        mode = "drain",
+                        period = ?self.drain_period,
+                        "stopping: announcing GRACEFUL_SHUTDOWN, then withdrawing"
+                    );
+                    self.drain = Some(Drain {
+                        until: tokio::time::Instant::now() + self.drain_period,
+                        why: DrainCause::Stop,
+                    });
+                    self.reconcile().await;
+                    tokio::time::sleep(self.drain_period).await;
+                }
+                tracing::info!(mode = "drain", "drain over: sending Cease to every peer");
+                self.sessions.shutdown(SHUTDOWN_REASON).await;
+            }
+        }
         self.bfd.shutdown().await;
     }
 
@@ -385,6 +470,7 @@ impl Driver {
             self.publish_with(&Decision::default());
             return;
         };
+        let opts = self.decision_options(&node.view.labels);
         let empty = Config::default();
         let config = self.config.as_ref().unwrap_or(&empty);
         if self.peers_dirty {
@@ -424,7 +510,7 @@ impl Driver {
             });
         }
         let views = self.cache.service_views();
-        let decision = decision::decide(config, &node.view.to_view(), &views, &self.opts);
+        let decision = decision::decide(config, &node.view.to_view(), &views, &opts);
         let lb = crate::learned::load_balancer_prefixes(
             config,
             views.iter().flat_map(|v| v.ips.iter().copied()),
@@ -448,6 +534,37 @@ impl Driver {
             changed
         });
         self.publish_with(&decision);
+    }
+
+    /// The decision options, with a drain applied: starts one when the exclusion label
+    /// appears (and `--drain-period` is not zero), ends it when the label goes again.
+    fn decision_options(&mut self, labels: &BTreeMap<String, String>) -> decision::Options {
+        let excluded =
+            !self.opts.ignore_exclude_lb && labels.contains_key(decision::EXCLUDE_LB_LABEL);
+        let label_drain = self
+            .drain
+            .is_some_and(|d| d.why == DrainCause::ExcludeLabel);
+        if excluded && self.was_excluded == Some(false) && !self.drain_period.is_zero() {
+            tracing::info!(
+                period = ?self.drain_period,
+                "node excluded from load balancers: announcing GRACEFUL_SHUTDOWN, then withdrawing"
+            );
+            self.drain = Some(Drain {
+                until: tokio::time::Instant::now() + self.drain_period,
+                why: DrainCause::ExcludeLabel,
+            });
+        } else if !excluded && label_drain {
+            tracing::info!("exclusion label removed during the drain: announcing normally");
+            self.drain = None;
+        }
+        self.was_excluded = Some(excluded);
+        let mut opts = self.opts.clone();
+        if let Some(d) = self.drain {
+            opts.graceful_shutdown = true;
+            // The label would withdraw at once; the drain keeps announcing until it ends.
+            opts.ignore_exclude_lb |= d.why == DrainCause::ExcludeLabel;
+        }
+        opts
     }
 
     fn emit_events(&mut self, decision: &Decision) {
@@ -577,6 +694,26 @@ impl Driver {
                 .map(|p| format!("{}: {}", p.service, p.reason))
                 .collect(),
             pod_cidrs,
+            on_sigterm: match self.stop_mode {
+                StopMode::Restart => {
+                    "restart (graceful restart where negotiated, else Cease)".into()
+                }
+                StopMode::Drain => format!(
+                    "drain (GRACEFUL_SHUTDOWN for {}s, then Cease)",
+                    self.drain_period.as_secs()
+                ),
+                StopMode::Withdraw => "withdraw (Cease)".into(),
+            },
+            draining: self.drain.map(|d| {
+                let left = d
+                    .until
+                    .saturating_duration_since(tokio::time::Instant::now());
+                format!(
+                    "{}: Service routes carry GRACEFUL_SHUTDOWN (65535:0), withdrawn in {}s",
+                    d.why.as_str(),
+                    left.as_secs()
+                )
+            }),
         });
     }
 }

@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use driver::SHUTDOWN_REASON;
-pub use options::Options;
+pub use options::{Options, StopMode};
 
 use crate::decision::PodCidrMode;
 use crate::learned::{PodRouteContext, PodRouteFeed, PodRouteReport};
@@ -108,7 +108,8 @@ impl Running {
         self.shared.ready()
     }
 
-    /// Cease every session (routers withdraw our routes at once) and stop.
+    /// Stop as [`Options::stop_mode`] says (by default: Cease every session, routers
+    /// withdraw our routes at once).
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
         if let Some(t) = self.task.take() {
@@ -228,7 +229,8 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
         metrics,
         shared.clone(),
     )
-    .with_max_prefixes(opts.max_prefixes);
+    .with_max_prefixes(opts.max_prefixes)
+    .with_stop(opts.stop_mode, opts.drain_period);
     let task = tokio::spawn(driver.run(client, bgp_events, cancel.clone()));
     Ok(Running {
         http_addr,

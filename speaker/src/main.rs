@@ -25,6 +25,8 @@ async fn main() -> ExitCode {
         lb_class = ?opts.decision.lb_class,
         pod_cidr_mode = ?opts.decision.pod_cidr_mode,
         pod_route_allow = ?cli.pod_route_allow,
+        on_sigterm = ?cli.on_sigterm,
+        drain_period_s = cli.drain_period,
         "starting ferrolb-speaker"
     );
     match ferrolb_speaker::run(

@@ -1,6 +1,7 @@
 //! What the speaker library needs to run (the binary fills it from flags).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::decision;
 use crate::learned::PodRouteInstaller;
@@ -8,6 +9,25 @@ use crate::learned::PodRouteInstaller;
 /// Default maximum number of prefixes accepted from one peer: room for the pod CIDRs of
 /// a few thousand nodes, far below what a leaked full table would bring.
 pub const DEFAULT_MAX_PREFIXES: u32 = 5000;
+
+/// What stopping the speaker (SIGTERM, [`crate::Running::shutdown`]) does to its BGP
+/// sessions (`--on-sigterm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopMode {
+    /// Cease to every peer: routers withdraw this node at once (the library's default,
+    /// right for a node that is going away without a drain).
+    #[default]
+    Withdraw,
+    /// A restart (the binary's default, e.g. a DaemonSet rollout): sessions that
+    /// negotiated graceful restart are closed without a NOTIFICATION so routers keep this
+    /// node's routes for the restart time while the new instance starts; the others get
+    /// a Cease as with `Withdraw`.
+    Restart,
+    /// A removal (node drained for good): every Service route is re-announced with the
+    /// GRACEFUL_SHUTDOWN community (RFC 8326) for the drain period, so routers move new
+    /// flows away first; then a Cease to every peer.
+    Drain,
+}
 
 /// Run options of the speaker.
 pub struct Options {
@@ -28,6 +48,13 @@ pub struct Options {
     /// limit (the default here; the binary sets [`DEFAULT_MAX_PREFIXES`] with
     /// `advertise-and-install`).
     pub max_prefixes: Option<u32>,
+    /// `--on-sigterm`.
+    pub stop_mode: StopMode,
+    /// `--drain-period`: how long GRACEFUL_SHUTDOWN is announced before the routes go,
+    /// on a `Drain` stop and when the node gains the exclusion label
+    /// (`node.kubernetes.io/exclude-from-external-load-balancers`). Zero (the library's
+    /// default): withdraw at once.
+    pub drain_period: Duration,
 }
 
 impl Options {
@@ -41,6 +68,8 @@ impl Options {
             listen: None,
             pod_route_installer: None,
             max_prefixes: None,
+            stop_mode: StopMode::Withdraw,
+            drain_period: Duration::ZERO,
         }
     }
 }
@@ -55,6 +84,8 @@ impl std::fmt::Debug for Options {
             .field("listen", &self.listen)
             .field("pod_route_installer", &self.pod_route_installer.is_some())
             .field("max_prefixes", &self.max_prefixes)
+            .field("stop_mode", &self.stop_mode)
+            .field("drain_period", &self.drain_period)
             .finish()
     }
 }

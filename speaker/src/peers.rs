@@ -70,6 +70,9 @@ pub fn desired_peers(
         pc.keepalive = Some(secs(peer.keepalive_time));
         pc.password = peer.password.clone();
         pc.ebgp_multihop = peer.ebgp_multihop;
+        pc.graceful_restart = peer
+            .graceful_restart
+            .then(|| u16::try_from(peer.graceful_restart_time.as_secs()).unwrap_or(4095));
         pc.ipv4_next_hop = local.ipv4;
         pc.ipv6_next_hop = local.ipv6;
         out.peers.insert(peer.address, pc);
@@ -216,6 +219,22 @@ address-pools: []
         );
         assert!(none.peers.is_empty());
         assert!(none.problems[&"172.17.0.1".parse::<IpAddr>().unwrap()].contains("router id"));
+    }
+
+    #[test]
+    fn graceful_restart_offered_only_where_configured_with_its_time() {
+        let text = "peers:\n- peer-address: 10.0.0.1\n  peer-asn: 64512\n  my-asn: 64522\n  \
+                    ferrolb-graceful-restart: true\n  ferrolb-graceful-restart-time: 30s\n\
+                    - peer-address: 10.0.0.2\n  peer-asn: 64512\n  my-asn: 64522\n";
+        let config = ferrolb_config::parse_config(text).unwrap().config;
+        let local = LocalAddrs {
+            ipv4: Some("10.0.0.21".parse().unwrap()),
+            ipv6: None,
+        };
+        let d = desired_peers(&config, &labels(&[]), local, &mut |_| None);
+        let gr = |a: &str| d.peers[&a.parse::<IpAddr>().unwrap()].graceful_restart;
+        assert_eq!(gr("10.0.0.1"), Some(30));
+        assert_eq!(gr("10.0.0.2"), None);
     }
 
     #[test]

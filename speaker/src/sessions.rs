@@ -177,10 +177,24 @@ impl Sessions {
 
     /// Cease every session (RFC 8203 `reason`) and wait for the NOTIFICATIONs to go out.
     pub async fn shutdown(&mut self, reason: &str) {
+        self.stop(reason, false).await;
+    }
+
+    /// Stop for a restart: peers that negotiated graceful restart keep our routes (no
+    /// NOTIFICATION), the others get a Cease with `reason`.
+    pub async fn shutdown_for_restart(&mut self, reason: &str) {
+        self.stop(reason, true).await;
+    }
+
+    async fn stop(&mut self, reason: &str, restart: bool) {
         for (_, h) in self.removing.drain() {
             let _ = h.await;
         }
-        self.speaker.shutdown(Some(reason)).await;
+        if restart {
+            self.speaker.shutdown_for_restart(Some(reason)).await;
+        } else {
+            self.speaker.shutdown(Some(reason)).await;
+        }
         self.configured.clear();
         self.sent.clear();
     }

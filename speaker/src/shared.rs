@@ -55,6 +55,10 @@ pub struct Snapshot {
     pub problems: Vec<String>,
     /// Pod CIDRs advertised.
     pub pod_cidrs: Vec<IpNet>,
+    /// What SIGTERM will do (`--on-sigterm`, with the drain period).
+    pub on_sigterm: String,
+    /// A drain in progress: why, and how long until the routes are withdrawn.
+    pub draining: Option<String>,
 }
 
 /// Shared between the driver and the HTTP server.
@@ -191,6 +195,8 @@ impl Shared {
             node: self.node.clone(),
             pod_cidr_mode: self.pod_cidr_mode.clone(),
             synced: snap.synced,
+            on_sigterm: snap.on_sigterm,
+            draining: snap.draining,
             config: snap.config,
             peers,
             announced_services: snap.announced,

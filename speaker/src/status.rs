@@ -69,6 +69,10 @@ pub struct StatusReport {
     pub node: String,
     /// `--pod-cidr-mode`.
     pub pod_cidr_mode: String,
+    /// What SIGTERM does (`--on-sigterm`).
+    pub on_sigterm: String,
+    /// A drain (RFC 8326 GRACEFUL_SHUTDOWN) in progress, why and for how long.
+    pub draining: Option<String>,
     /// The initial lists of Services, EndpointSlices, the Node and the ConfigMap arrived.
     pub synced: bool,
     /// Configuration state.
@@ -134,6 +138,12 @@ impl StatusReport {
             );
         }
         let _ = writeln!(o, "  Pod CIDR mode: {}", self.pod_cidr_mode);
+        if !self.on_sigterm.is_empty() {
+            let _ = writeln!(o, "     On SIGTERM: {}", self.on_sigterm);
+        }
+        if let Some(d) = &self.draining {
+            let _ = writeln!(o, "       Draining: {d}");
+        }
         let _ = writeln!(
             o,
             "          Peers: {} ({established} established)",
@@ -289,6 +299,12 @@ mod tests {
             version: "0.1.0".into(),
             node: "node-1".into(),
             pod_cidr_mode: "advertise".into(),
+            on_sigterm: "restart (graceful restart where negotiated, else Cease)".into(),
+            draining: Some(
+                "exclude-from-external-load-balancers label: Service routes carry \
+                 GRACEFUL_SHUTDOWN (65535:0), withdrawn in 7s"
+                    .into(),
+            ),
             synced: true,
             config: ConfigReport {
                 loaded: true,
@@ -362,6 +378,9 @@ mod tests {
             "apps/web  172.17.254.1",
             "apps/out: IP 203.0.113.1",
             "Pod CIDRs advertised: 10.244.1.0/24",
+            "On SIGTERM: restart (graceful restart where negotiated, else Cease)",
+            "Draining: exclude-from-external-load-balancers label: Service routes carry \
+             GRACEFUL_SHUTDOWN (65535:0), withdrawn in 7s",
             "10.244.2.0/24 via 172.17.0.22",
             "Maximum prefixes exceeded: 172.17.0.9:179 (2 times, limit 5000)",
             "Learned routes refused: martian 3, peer_address 1",

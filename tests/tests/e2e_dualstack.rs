@@ -20,17 +20,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 /// A dual-stack lab with `router` on API server `kind`, or `None` (with a message) without
 /// root or without the router's binaries.
 fn up(kind: ApiServerKind, router: RouterKind, hold_time: Option<u32>) -> Option<NetLab> {
-    if let Err(skip) = ferrolb_netns::require_root() {
-        eprintln!("{skip}");
-        return None;
-    }
-    let missing = router.missing();
-    if !missing.is_empty() {
-        eprintln!("skipping {router:?}: {missing:?} not installed");
-        return None;
-    }
-    let mut spec = ferrolb_lab::testing::spec().expect("lab spec (binaries)");
-    spec.router = router;
+    let mut spec = ferrolb_lab::testing::spec_with_router(router)?;
     spec.apiserver = kind;
     spec.set_dual_stack(true);
     spec.config = topology::dual_stack_config(hold_time);

@@ -8,14 +8,14 @@
 //! (`NAME::lab`, `NAME::real`); root and FRR are required (skipped with a message otherwise).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use ferrolb_lab::k8s;
 use ferrolb_lab::netlab::{ApiServerKind, NetLab};
 use ferrolb_lab::router::RouterKind;
 use ferrolb_lab::topology::{Names, addr};
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::IpNet;
 
 /// The seed configuration with weighting on (or off) for the seed pool.
 fn config(weighted: bool) -> String {
@@ -30,25 +30,11 @@ fn config(weighted: bool) -> String {
 }
 
 fn up(kind: ApiServerKind) -> Option<NetLab> {
-    if let Err(skip) = ferrolb_netns::require_root() {
-        eprintln!("{skip}");
-        return None;
-    }
-    let missing = RouterKind::Frr.missing();
-    if !missing.is_empty() {
-        eprintln!("skipping: {missing:?} not installed");
-        return None;
-    }
-    let mut spec = ferrolb_lab::testing::spec().expect("lab spec (binaries)");
-    spec.router = RouterKind::Frr;
+    let mut spec = ferrolb_lab::testing::spec_with_router(RouterKind::Frr)?;
     spec.apiserver = kind;
     spec.pods = 3;
     spec.config = config(true);
     Some(NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("FRR {kind:?}: {e:#}")))
-}
-
-fn host(ip: Ipv4Addr) -> IpNet {
-    IpNet::V4(Ipv4Net::new(ip, 32).unwrap())
 }
 
 /// The router's kernel route to `prefix`: next hop -> weight (1 for a single path).
@@ -104,7 +90,7 @@ fn weighted_ecmp_follows_ready_endpoints(kind: ApiServerKind) {
     let ip = lab
         .wait_service_ip(Duration::from_secs(20))
         .expect("EXTERNAL-IP");
-    let prefix = host(ip);
+    let prefix = ferrolb_lab::testing::host(ip);
     // Three ready pods on every node: equal weights (the same bandwidth on every path).
     until_ratio(&lab, prefix, [1, 1, 1], Duration::from_secs(30));
     let sessions_before = lab.router().frr_connections_established().unwrap();

@@ -1047,6 +1047,10 @@ async fn speaker_scenario(api: TestApi) -> Result<()> {
         // Node watch), but it is the overlay's mode, so it is part of what is checked.
         "--pod-cidr-mode",
         "advertise",
+        // The exclusion label below must withdraw at once (no RFC 8326 drain): what this
+        // test counts is the Events of leaving and coming back.
+        "--drain-period",
+        "0",
     ]
     .map(String::from)
     .to_vec();

@@ -327,6 +327,7 @@ impl Speaker {
         let _ = entry.cmd.send(PeerCommand::Stop {
             deconfigured: true,
             reason: None,
+            graceful: false,
             done,
         });
         let _ = tokio::time::timeout(FLUSH_TIMEOUT + Duration::from_millis(500), wait).await;
@@ -418,6 +419,18 @@ impl Speaker {
     /// Stop every session with Cease 6/2 (and the RFC 8203 `reason`), wait for the
     /// NOTIFICATIONs to be written (about a second at most), and stop listening.
     pub async fn shutdown(&self, reason: Option<&str>) {
+        self.stop_all(reason, false).await;
+    }
+
+    /// Stop for a restart (RFC 4724, restarting speaker): sessions that negotiated
+    /// graceful restart are closed without a NOTIFICATION, so their peers keep our routes
+    /// for our restart time and a new instance takes over without a withdrawal; the
+    /// others get Cease 6/2 with `reason`, as in [`Speaker::shutdown`].
+    pub async fn shutdown_for_restart(&self, reason: Option<&str>) {
+        self.stop_all(reason, true).await;
+    }
+
+    async fn stop_all(&self, reason: Option<&str>, graceful: bool) {
         if let Some(t) = &self.inner.accept_task {
             t.abort();
         }
@@ -428,6 +441,7 @@ impl Speaker {
             let stop = PeerCommand::Stop {
                 deconfigured: false,
                 reason: reason.map(str::to_owned),
+                graceful,
                 done,
             };
             if e.cmd.send(stop).is_ok() {

@@ -37,10 +37,14 @@ pub(crate) enum PeerCommand {
     Inbound(TcpStream),
     /// The peer's BFD session failed: take the BGP session down now.
     BfdDown(String),
-    /// Stop for good: `deconfigured` sends Cease 6/3, otherwise 6/2 with `reason`.
+    /// Stop for good: `deconfigured` sends Cease 6/3, otherwise 6/2 with `reason`. With
+    /// `graceful` (a restart, RFC 4724) a session that negotiated graceful restart is
+    /// closed without any NOTIFICATION instead, so the peer keeps our routes as stale
+    /// until we are back or our restart time runs out.
     Stop {
         deconfigured: bool,
         reason: Option<String>,
+        graceful: bool,
         done: oneshot::Sender<()>,
     },
 }
@@ -173,8 +177,12 @@ impl PeerTask {
             tokio::select! {
                 biased;
                 cmd = self.cmd_rx.recv() => match cmd {
-                    Some(PeerCommand::Stop { deconfigured, reason, done }) => {
-                        self.stop(deconfigured, reason).await;
+                    Some(PeerCommand::Stop { deconfigured, reason, graceful, done }) => {
+                        if graceful && self.session.as_ref().is_some_and(|s| s.ctx.graceful_restart) {
+                            self.close_silently();
+                        } else {
+                            self.stop(deconfigured, reason).await;
+                        }
                         let _ = done.send(());
                         return;
                     }
@@ -189,6 +197,19 @@ impl PeerTask {
                 () = sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
                     if deadline.is_some() => self.fire_timers(),
             }
+        }
+    }
+
+    /// Drops every connection without a NOTIFICATION (the kernel closes the sockets): to
+    /// a peer that negotiated graceful restart this is a restarting speaker.
+    fn close_silently(&mut self) {
+        info!(peer = %self.peer(), "closing without NOTIFICATION for a graceful restart");
+        if let Some((_, task)) = self.connect.take() {
+            task.abort();
+        }
+        for c in self.conns.iter_mut().filter_map(Option::take) {
+            c.reader_task.abort();
+            c.writer_task.abort();
         }
     }
 

@@ -86,6 +86,14 @@ impl Open {
         })
     }
 
+    /// The graceful restart capability's restart time, if the OPEN carries one.
+    pub fn graceful_restart(&self) -> Option<u16> {
+        self.capabilities.iter().find_map(|c| match c {
+            Capability::GracefulRestart { restart_time, .. } => Some(*restart_time),
+            _ => None,
+        })
+    }
+
     /// Whether the capability list contains `cap`-like entries (matched by kind).
     pub fn supports_route_refresh(&self) -> bool {
         self.capabilities
@@ -128,6 +136,10 @@ pub struct SessionContext {
     pub local_as: u32,
     /// The peer's AS.
     pub peer_as: u32,
+    /// Both sides sent the graceful restart capability (RFC 4724): a session that ends
+    /// without a NOTIFICATION leaves our routes on the peer, marked stale, for our
+    /// restart time.
+    pub graceful_restart: bool,
 }
 
 impl Default for SessionContext {
@@ -145,6 +157,7 @@ impl SessionContext {
             route_refresh: false,
             local_as: 0,
             peer_as: 0,
+            graceful_restart: false,
         }
     }
 
@@ -165,6 +178,8 @@ impl SessionContext {
             route_refresh: local.supports_route_refresh() && remote.supports_route_refresh(),
             local_as: local.my_as,
             peer_as: remote.my_as,
+            graceful_restart: local.graceful_restart().is_some()
+                && remote.graceful_restart().is_some(),
         }
     }
 

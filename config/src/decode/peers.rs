@@ -26,6 +26,9 @@ const PEER_KEYS: &[&str] = &[
     // MetalLB's own v0.12.1 example-config.yaml spells it this way; accepted with a warning.
     "bfdProfile",
     "ebgp-multihop",
+    // ferrolb's own keys beside MetalLB's schema.
+    "ferrolb-graceful-restart",
+    "ferrolb-graceful-restart-time",
 ];
 
 const S: &Spelling = &Spelling::CONFIGMAP;
@@ -176,6 +179,34 @@ fn decode_peer(d: &mut Diagnostics, entry: &Node, p: &str, refs: &Refs<'_>) -> O
         );
     }
 
+    let graceful_restart = opt_bool(d, &f, p, "ferrolb-graceful-restart").unwrap_or(false);
+    let graceful_restart_time = match f.get("ferrolb-graceful-restart-time") {
+        None => Some(rules::DEFAULT_RESTART_TIME),
+        Some((_, v)) => {
+            let vp = child(p, "ferrolb-graceful-restart-time");
+            string(d, v, &vp)
+                .and_then(|text| whole_seconds(d, &text, v, &vp))
+                .and_then(|secs| check(d, v, &vp, rules::restart_time(secs)))
+        }
+    };
+    if graceful_restart
+        && matches!(bfd_profile, Some(None))
+        && let Some((k, _)) = f.get("ferrolb-graceful-restart")
+    {
+        d.warn(
+            &child(p, "ferrolb-graceful-restart"),
+            k.line,
+            format!(
+                "graceful restart without a bfd-profile: a crashed or silent node keeps its \
+                 routes on a GR-aware router for the hold time plus the restart time ({}s); \
+                 add a bfd-profile so a dead node still leaves at once",
+                graceful_restart_time
+                    .unwrap_or(rules::DEFAULT_RESTART_TIME)
+                    .as_secs()
+            ),
+        );
+    }
+
     if d.errors.len() > errors_before {
         return None;
     }
@@ -194,7 +225,8 @@ fn decode_peer(d: &mut Diagnostics, entry: &Node, p: &str, refs: &Refs<'_>) -> O
         ebgp_multihop,
         name: None,
         password_secret: None,
-        graceful_restart: false,
+        graceful_restart,
+        graceful_restart_time: graceful_restart_time?,
     })
 }
 

@@ -185,6 +185,19 @@ fn peer(d: &mut Diag, o: &ObjectRef, s: &BGPPeerSpec, refs: &Refs) -> Option<Pee
         );
     }
 
+    if s.enable_graceful_restart && s.bfd_profile.as_deref().is_none_or(str::is_empty) {
+        d.warn(
+            o,
+            "spec.enableGracefulRestart",
+            format!(
+                "graceful restart without a bfdProfile: a crashed or silent node keeps its \
+                 routes on a GR-aware router for the hold time plus the restart time ({}s); \
+                 add a bfdProfile so a dead node still leaves at once",
+                rules::DEFAULT_RESTART_TIME.as_secs()
+            ),
+        );
+    }
+
     if d.errors.len() > errors_before {
         return None;
     }
@@ -204,6 +217,7 @@ fn peer(d: &mut Diag, o: &ObjectRef, s: &BGPPeerSpec, refs: &Refs) -> Option<Pee
         name: Some(o.name.clone()),
         password_secret,
         graceful_restart: s.enable_graceful_restart,
+        graceful_restart_time: rules::DEFAULT_RESTART_TIME,
     })
 }
 

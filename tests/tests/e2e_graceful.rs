@@ -1,0 +1,334 @@
+//! End-to-end tests of planned restarts and drains (issue 13) in the netns lab, with BIRD
+//! and FRR as the router (both act as graceful-restart helpers and honour the
+//! GRACEFUL_SHUTDOWN community through the lab's import policy):
+//!
+//! - graceful restart (RFC 4724): with `ferrolb-graceful-restart` on the peer, a speaker
+//!   stopped with SIGTERM (`--on-sigterm restart`, the default) and started again never
+//!   leaves the router's FIB (sampled every 10 ms); a speaker that stays away is dropped
+//!   by the router after the restart time, not before;
+//! - graceful shutdown (RFC 8326): `--on-sigterm drain` re-announces the node's Service
+//!   routes with 65535:0 (the router gives them LOCAL_PREF 0, so its FIB leaves the node
+//!   while the route is still there), and withdraws them after `--drain-period`; the
+//!   exclusion label does the same without a stop. Client requests in the drain all
+//!   succeed, none on the drained node.
+//!
+//! Root and the router's binaries are required (skipped with a message otherwise); each
+//! lab has unique names and is torn down on drop, also on panic.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrolb_lab::k8s;
+use ferrolb_lab::netlab::{ApiServerKind, NetLab};
+use ferrolb_lab::router::RouterKind;
+use ferrolb_lab::topology::{Names, addr};
+use ferrolb_netns::Signal;
+use ipnet::IpNet;
+
+/// The seed configuration; graceful restart on the peer with this restart time.
+fn config(restart_time: Option<u32>) -> String {
+    let gr = restart_time.map_or(String::new(), |t| {
+        format!("  ferrolb-graceful-restart: true\n  ferrolb-graceful-restart-time: {t}s\n")
+    });
+    format!(
+        "peers:\n- peer-address: 172.17.0.1\n  peer-asn: 64512\n  my-asn: 64522\n{gr}\
+         address-pools:\n- name: default\n  protocol: bgp\n  avoid-buggy-ips: true\n  \
+         addresses:\n  - 172.17.254.0/24\n"
+    )
+}
+
+fn up(router: RouterKind, config: String, speaker_args: &[&str]) -> Option<NetLab> {
+    let mut spec = ferrolb_lab::testing::spec_with_router(router)?;
+    // The restart and drain behaviour is the speaker's and the router's; the lab API
+    // server keeps these tests fast (the API edges are tested on both servers elsewhere).
+    spec.apiserver = ApiServerKind::Lab;
+    spec.config = config;
+    spec.speaker_args = speaker_args.iter().map(|s| s.to_string()).collect();
+    Some(NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{router:?}: {e:#}")))
+}
+
+fn nodes(ns: &[u8]) -> Vec<IpAddr> {
+    ns.iter().map(|n| IpAddr::V4(addr::node(*n))).collect()
+}
+
+fn ready(lab: &NetLab) -> IpNet {
+    lab.wait_sessions(3, Duration::from_secs(30))
+        .expect("3 BGP sessions");
+    let ip = lab
+        .wait_service_ip(Duration::from_secs(20))
+        .expect("EXTERNAL-IP");
+    let prefix = ferrolb_lab::testing::host(ip);
+    let hops = lab
+        .wait_paths(prefix, 3, Duration::from_secs(20))
+        .expect("three ECMP paths");
+    assert_eq!(hops, nodes(&[1, 2, 3]));
+    prefix
+}
+
+/// Samples the router's FIB next hops for `prefix` every 10 ms until stopped; returns
+/// the samples that lacked `node` (with their time since the start).
+struct FibWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(usize, Vec<Duration>)>,
+}
+
+impl FibWatch {
+    fn start(lab: &NetLab, prefix: IpNet, node: IpAddr) -> FibWatch {
+        let router = lab.router().clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let (mut samples, mut missing) = (0, Vec::new());
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(fib) = router.fib() {
+                    samples += 1;
+                    let has = fib
+                        .iter()
+                        .any(|r| r.dst == prefix && r.gateways().contains(&node));
+                    if !has {
+                        missing.push(start.elapsed());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (samples, missing)
+        });
+        FibWatch { stop, handle }
+    }
+
+    fn finish(self) -> (usize, Vec<Duration>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("sampler")
+    }
+}
+
+fn graceful_restart_keeps_routes_then_expires(router: RouterKind) {
+    let restart_time = 6;
+    let Some(lab) = up(router, config(Some(restart_time)), &[]) else {
+        return;
+    };
+    let prefix = ready(&lab);
+    let node3 = IpAddr::V4(addr::node(3));
+
+    // A planned restart of node 3's speaker: SIGTERM (the default --on-sigterm restart),
+    // a second away, started again. The router's FIB never loses node 3.
+    let watch = FibWatch::start(&lab, prefix, node3);
+    std::thread::sleep(Duration::from_millis(200));
+    lab.stop("speaker-3", Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    lab.start_speaker(3).unwrap();
+    lab.wait_sessions(3, Duration::from_secs(20))
+        .expect("node 3's session back");
+    // Past the new session's End-of-RIB, when a helper drops what was not refreshed.
+    std::thread::sleep(Duration::from_secs(2));
+    let (samples, missing) = watch.finish();
+    assert!(samples > 100, "{router:?}: only {samples} FIB samples");
+    assert!(
+        missing.is_empty(),
+        "{router:?}: node 3 left the FIB during a graceful restart at {missing:?} ({samples} samples)"
+    );
+    assert_eq!(lab.fib_next_hops(prefix).unwrap(), nodes(&[1, 2, 3]));
+
+    // Stopped for a restart that never comes: the router keeps node 3 for the restart
+    // time, then drops it by itself.
+    let t0 = Instant::now();
+    lab.stop("speaker-3", Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lab.fib_next_hops(prefix).unwrap(),
+        nodes(&[1, 2, 3]),
+        "{router:?}: kept while the restart time runs"
+    );
+    lab.wait(
+        "node 3 gone after the restart time",
+        Duration::from_secs(u64::from(restart_time) + 10),
+        || Ok((lab.fib_next_hops(prefix)? == nodes(&[1, 2])).then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    let gone = t0.elapsed();
+    eprintln!(
+        "{router:?}: stale routes dropped {gone:?} after the stop (restart time {restart_time}s)"
+    );
+    assert!(
+        gone >= Duration::from_secs(u64::from(restart_time) - 1),
+        "{router:?}: dropped after {gone:?}, before the restart time"
+    );
+}
+
+/// Without graceful restart on the peer, the default `--on-sigterm restart` still sends a
+/// Cease: the node leaves the router at once, as before.
+fn without_graceful_restart_sigterm_withdraws_at_once(router: RouterKind) {
+    let Some(lab) = up(router, config(None), &[]) else {
+        return;
+    };
+    let prefix = ready(&lab);
+    let t0 = Instant::now();
+    lab.stop("speaker-3", Signal::SIGTERM).unwrap();
+    lab.wait("node 3 gone", Duration::from_secs(5), || {
+        Ok((lab.fib_next_hops(prefix)? == nodes(&[1, 2])).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+}
+
+/// Requests from the client during a drain: every one answered, none by `drained`.
+fn requests_avoid(lab: &NetLab, prefix: IpNet, drained: u8) {
+    let IpNet::V4(p) = prefix else { unreachable!() };
+    let target = SocketAddr::new(IpAddr::V4(p.addr()), k8s::SERVICE_PORT);
+    let answers = lab.http_from(&lab.names().client(), target, 20).unwrap();
+    let seen: BTreeSet<String> = answers
+        .iter()
+        .map(|a| {
+            ferrolb_lab::echo::parse_body(a)
+                .unwrap_or_else(|| panic!("failed request during the drain: {a:?}"))
+                .0
+        })
+        .collect();
+    assert!(
+        !seen.contains(&Names::node_name(drained)),
+        "the drained node still got requests: {answers:?}"
+    );
+}
+
+fn drain_on_sigterm_and_on_the_exclusion_label(router: RouterKind) {
+    let period: u32 = 4;
+    let Some(lab) = up(
+        router,
+        config(None),
+        &[
+            "--on-sigterm",
+            "drain",
+            "--drain-period",
+            &period.to_string(),
+        ],
+    ) else {
+        return;
+    };
+    let prefix = ready(&lab);
+
+    // SIGTERM on node 3: its path stays in the RIB with 65535:0 and LOCAL_PREF 0, the FIB
+    // moves to nodes 1 and 2, the process still runs; after the period the path is gone.
+    let pid = lab.pid("speaker-3").expect("speaker-3 runs");
+    let t0 = Instant::now();
+    ferrolb_lab::procs::signal(pid, Signal::SIGTERM);
+    let marked = lab
+        .wait(
+            "node 3's path with GRACEFUL_SHUTDOWN",
+            Duration::from_secs(3),
+            || {
+                let paths = lab.router().graceful_shutdown_paths(prefix)?;
+                Ok(paths
+                    .iter()
+                    .any(|(h, _)| *h == IpAddr::V4(addr::node(3)))
+                    .then_some(paths))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    assert!(
+        marked.iter().all(|(_, lp)| *lp == Some(0)),
+        "{router:?}: the router's policy gives drained paths LOCAL_PREF 0: {marked:?}"
+    );
+    lab.wait("FIB without node 3", Duration::from_secs(3), || {
+        Ok((lab.fib_next_hops(prefix)? == nodes(&[1, 2])).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    let moved = t0.elapsed();
+    assert!(
+        lab.pid("speaker-3").is_some(),
+        "{router:?}: the speaker waits out the drain period"
+    );
+    requests_avoid(&lab, prefix, 3);
+    assert!(
+        ferrolb_lab::procs::wait_gone(&[pid], Duration::from_secs(u64::from(period) + 5))
+            .is_empty(),
+        "{router:?}: speaker-3 exits after the drain period"
+    );
+    let exited = t0.elapsed();
+    eprintln!(
+        "{router:?}: SIGTERM drain: FIB moved after {moved:?}, speaker gone after {exited:?}"
+    );
+    assert!(
+        exited >= Duration::from_secs(u64::from(period) - 1),
+        "{router:?}: exited after {exited:?}, before the drain period"
+    );
+    lab.wait("node 3's path withdrawn", Duration::from_secs(5), || {
+        let rib = lab.rib_next_hops(prefix)?;
+        Ok((!rib.contains(&IpAddr::V4(addr::node(3)))).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+
+    // The exclusion label on node 2: the same drain without a stop.
+    let t0 = Instant::now();
+    lab.kube(|c| async move {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c);
+        nodes
+            .patch(
+                &Names::node_name(2),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
+                    "node.kubernetes.io/exclude-from-external-load-balancers": ""}}})),
+            )
+            .await?;
+        Ok(())
+    })
+    .unwrap();
+    lab.wait(
+        "node 2's path with GRACEFUL_SHUTDOWN",
+        Duration::from_secs(3),
+        || {
+            let paths = lab.router().graceful_shutdown_paths(prefix)?;
+            Ok(paths
+                .iter()
+                .any(|(h, _)| *h == IpAddr::V4(addr::node(2)))
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    lab.wait("FIB on node 1 only", Duration::from_secs(3), || {
+        Ok((lab.fib_next_hops(prefix)? == nodes(&[1])).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    requests_avoid(&lab, prefix, 2);
+    lab.wait(
+        "node 2's path withdrawn after the drain period",
+        Duration::from_secs(u64::from(period) + 5),
+        || {
+            let rib = lab.rib_next_hops(prefix)?;
+            Ok((!rib.contains(&IpAddr::V4(addr::node(2)))).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(u64::from(period) - 1),
+        "{router:?}: withdrawn after {:?}, before the drain period",
+        t0.elapsed()
+    );
+}
+
+macro_rules! per_router {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+                #[test]
+                fn bird() {
+                    super::$name(RouterKind::Bird);
+                }
+                #[test]
+                fn frr() {
+                    super::$name(RouterKind::Frr);
+                }
+            }
+        )*
+    };
+}
+
+per_router!(
+    graceful_restart_keeps_routes_then_expires,
+    without_graceful_restart_sigterm_withdraws_at_once,
+    drain_on_sigterm_and_on_the_exclusion_label,
+);
