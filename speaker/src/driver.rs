@@ -510,7 +510,16 @@ impl Driver {
             });
         }
         let views = self.cache.service_views();
-        let decision = decision::decide(config, &node.view.to_view(), &views, &opts);
+        let mut decision = decision::decide(config, &node.view.to_view(), &views, &opts);
+        let local = LocalAddrs {
+            ipv4: node.ipv4(),
+            ipv6: node.ipv6(),
+        };
+        decision.problems.extend(crate::routes::next_hop_problems(
+            &decision,
+            local,
+            &self.node_name,
+        ));
         let lb = crate::learned::load_balancer_prefixes(
             config,
             views.iter().flat_map(|v| v.ips.iter().copied()),

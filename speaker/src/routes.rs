@@ -23,7 +23,8 @@ use ferrolb_bgp::wire::{
 use ferrolb_config::Community;
 use ipnet::IpNet;
 
-use crate::decision::{Advert, Decision, Origin, Weight};
+use crate::decision::{Advert, Decision, Origin, Problem, Weight};
+use crate::peers::LocalAddrs;
 
 /// The link bandwidth one ready endpoint stands for: 1 Mbit/s (125,000 bytes/s). Only the
 /// ratio between nodes matters to a router; 1 Mbit/s per endpoint makes FRR's
@@ -82,6 +83,48 @@ pub fn attributes(
         }
     }
     attrs
+}
+
+/// Service IPs that cannot reach a peer because the route's family differs from the
+/// session's and this node has no address of the route's family to give as next hop (an
+/// IPv6 Service IP towards an IPv4 peer on a node whose Node object lists no IPv6
+/// address, say). The BGP layer leaves such routes out rather than announce a wrong next
+/// hop; this names the Service, the peer and the field to fix, once per Service and peer.
+pub fn next_hop_problems(decision: &Decision, local: LocalAddrs, node: &str) -> Vec<Problem> {
+    let mut out: BTreeMap<(String, IpAddr), Problem> = BTreeMap::new();
+    for (peer, table) in &decision.per_peer {
+        for (prefix, advert) in table {
+            let Origin::Service(services) = &advert.origin else {
+                continue;
+            };
+            let (route_v6, peer_v6) = (matches!(prefix, IpNet::V6(_)), peer.address.is_ipv6());
+            if route_v6 == peer_v6 {
+                continue;
+            }
+            let (missing, family) = if route_v6 {
+                (local.ipv6.is_none(), "IPv6")
+            } else {
+                (local.ipv4.is_none(), "IPv4")
+            };
+            if !missing {
+                continue;
+            }
+            let peer_family = if peer_v6 { "IPv6" } else { "IPv4" };
+            for svc in services {
+                out.entry((svc.clone(), peer.address))
+                    .or_insert_with(|| Problem {
+                        service: svc.clone(),
+                        reason: format!(
+                            "{prefix} is {family} but node {node:?} lists no {family} address in \
+                             its Node status.addresses to send as next hop over the {peer_family} \
+                             session to {}; not announced to that peer",
+                            peer.address
+                        ),
+                    });
+            }
+        }
+    }
+    out.into_values().collect()
 }
 
 /// Route tables per peer address. Peers are keyed by address in the BGP speaker; when the
@@ -242,6 +285,51 @@ mod tests {
             &table[&p("172.17.254.1/32")].attributes,
             &table[&p("172.17.254.3/32")].attributes
         ));
+    }
+
+    #[test]
+    fn a_route_of_the_other_family_without_a_node_address_is_a_problem() {
+        let v4_peer = PeerKey {
+            address: "172.17.0.1".parse().unwrap(),
+            port: 179,
+        };
+        let v6_peer = PeerKey {
+            address: "fd00::1".parse().unwrap(),
+            port: 179,
+        };
+        let svc = |k: &str| Advert {
+            communities: BTreeSet::new(),
+            local_pref: None,
+            origin: Origin::Service(BTreeSet::from([k.to_string()])),
+            weight: None,
+        };
+        let p = |s: &str| s.parse::<IpNet>().unwrap();
+        let table = BTreeMap::from([
+            (p("172.17.254.1/32"), svc("ns/a")),
+            (p("fd00:254::1/128"), svc("ns/a")),
+        ]);
+        let decision = Decision {
+            per_peer: BTreeMap::from([(v4_peer, table.clone()), (v6_peer, table)]),
+            ..Decision::default()
+        };
+        let v4_only = LocalAddrs {
+            ipv4: Some("172.17.0.21".parse().unwrap()),
+            ipv6: None,
+        };
+        let problems = next_hop_problems(&decision, v4_only, "node-1");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].service, "ns/a");
+        assert_eq!(
+            problems[0].reason,
+            "fd00:254::1/128 is IPv6 but node \"node-1\" lists no IPv6 address in its Node \
+             status.addresses to send as next hop over the IPv4 session to 172.17.0.1; not \
+             announced to that peer"
+        );
+        let both = LocalAddrs {
+            ipv6: Some("fd00::21".parse().unwrap()),
+            ..v4_only
+        };
+        assert!(next_hop_problems(&decision, both, "node-1").is_empty());
     }
 
     #[test]
