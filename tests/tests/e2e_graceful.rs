@@ -159,6 +159,141 @@ fn graceful_restart_keeps_routes_then_expires(router: RouterKind) {
     );
 }
 
+/// The seed configuration with graceful restart (`GR_BFD_RESTART_TIME`) and a 300 ms x 3
+/// BFD profile.
+fn config_gr_bfd() -> String {
+    format!(
+        "peers:\n- peer-address: 172.17.0.1\n  peer-asn: 64512\n  my-asn: 64522\n  \
+         bfd-profile: lab\n  ferrolb-graceful-restart: true\n  \
+         ferrolb-graceful-restart-time: {GR_BFD_RESTART_TIME}s\n\
+         bfd-profiles:\n- name: lab\n  receive-interval: 300\n  transmit-interval: 300\n  \
+         detect-multiplier: 3\n\
+         address-pools:\n- name: default\n  protocol: bgp\n  avoid-buggy-ips: true\n  \
+         addresses:\n  - 172.17.254.0/24\n"
+    )
+}
+
+const GR_BFD_RESTART_TIME: u64 = 8;
+
+fn router_bfd_up(lab: &NetLab, n: u8) {
+    lab.wait(
+        &format!("router BFD to node {n} up"),
+        Duration::from_secs(20),
+        || {
+            let s = lab.router().bfd_sessions()?;
+            Ok(s.iter()
+                .any(|(ip, st, _)| *ip == IpAddr::V4(addr::node(n)) && st == "up")
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+}
+
+/// Polls the router's FIB every 10 ms until `prefix` has no path via node `n`; returns
+/// how long that took, or `None` if it still had one after `timeout`.
+fn time_until_gone(lab: &NetLab, prefix: IpNet, n: u8, timeout: Duration) -> Option<Duration> {
+    let node = IpAddr::V4(addr::node(n));
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if lab
+            .fib_next_hops(prefix)
+            .is_ok_and(|hops| !hops.contains(&node))
+        {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn restart_node3(lab: &NetLab, prefix: IpNet) {
+    lab.start_speaker(3).unwrap();
+    lab.wait_paths(prefix, 3, Duration::from_secs(30))
+        .expect("node 3 back");
+    router_bfd_up(lab, 3);
+}
+
+/// Graceful restart together with BFD (300 ms x 3), as the routers really behave:
+///
+/// - a node that dies (link down, then the speaker killed: nothing reaches the router)
+///   leaves within BFD's detection time with both routers: BFD goes Down while the BGP
+///   session is still Established, which ends it without graceful restart;
+/// - a crashed speaker on a live node (SIGKILL: the kernel closes the TCP connection
+///   without a NOTIFICATION, as in a restart): BIRD ends its helper mode on the BFD Down
+///   that follows and drops the node within about a second; FRR 8.4 stays in helper mode
+///   (the BGP session was already down when BFD went Down) and keeps the node, which
+///   still forwards, for the restart time;
+/// - a planned restart (SIGTERM, BFD AdminDown): FRR keeps the node throughout; BIRD
+///   treats the peer's AdminDown as a failure and drops the node at once, so with BIRD,
+///   BFD and graceful restart do not combine for planned restarts (docs say so).
+fn graceful_restart_with_bfd(router: RouterKind) {
+    if router == RouterKind::Frr && !std::path::Path::new("/usr/lib/frr/bfdd").exists() {
+        eprintln!("skipping FRR: /usr/lib/frr/bfdd not installed");
+        return;
+    }
+    let Some(mut spec) = ferrolb_lab::testing::spec_with_router(router) else {
+        return;
+    };
+    spec.apiserver = ApiServerKind::Lab;
+    spec.router_bfd = Some(ferrolb_lab::router::RouterBfd::symmetric(300, 3));
+    spec.config = config_gr_bfd();
+    let lab = NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    let prefix = ready(&lab);
+    router_bfd_up(&lab, 3);
+    let restart_time = Duration::from_secs(GR_BFD_RESTART_TIME);
+
+    // A dead node.
+    ferrolb_lab::topology::set_node_link(lab.names(), 3, false).unwrap();
+    lab.stop("speaker-3", Signal::SIGKILL).unwrap();
+    let dead = time_until_gone(&lab, prefix, 3, Duration::from_secs(10));
+    ferrolb_lab::topology::set_node_link(lab.names(), 3, true).unwrap();
+    eprintln!("{router:?}: dead node with GR + BFD left the FIB after {dead:?}");
+    assert!(
+        dead.is_some_and(|d| d < Duration::from_secs(2)),
+        "{router:?}: a dead node must leave within BFD's detection time: {dead:?}"
+    );
+    restart_node3(&lab, prefix);
+
+    // A crashed speaker on a live node.
+    lab.stop("speaker-3", Signal::SIGKILL).unwrap();
+    let crashed = time_until_gone(&lab, prefix, 3, restart_time + Duration::from_secs(5));
+    eprintln!("{router:?}: crashed speaker with GR + BFD left the FIB after {crashed:?}");
+    match router {
+        RouterKind::Bird => assert!(
+            crashed.is_some_and(|d| d < Duration::from_secs(3)),
+            "BIRD ends the helper mode on BFD Down: {crashed:?}"
+        ),
+        _ => assert!(
+            crashed.is_some_and(|d| d >= restart_time - Duration::from_secs(1)),
+            "FRR keeps a crashed speaker's routes for the restart time: {crashed:?}"
+        ),
+    }
+    restart_node3(&lab, prefix);
+
+    // A planned restart.
+    let watch = FibWatch::start(&lab, prefix, IpAddr::V4(addr::node(3)));
+    std::thread::sleep(Duration::from_millis(200));
+    lab.stop("speaker-3", Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    restart_node3(&lab, prefix);
+    std::thread::sleep(Duration::from_secs(2));
+    let (samples, missing) = watch.finish();
+    eprintln!(
+        "{router:?}: planned restart with GR + BFD: node 3 missing in {} of {samples} samples",
+        missing.len()
+    );
+    match router {
+        RouterKind::Bird => assert!(
+            !missing.is_empty(),
+            "BIRD drops the node on the peer's BFD AdminDown; if this changed, update the docs"
+        ),
+        _ => assert!(
+            missing.is_empty(),
+            "FRR keeps the node through a planned restart with BFD: missing at {missing:?}"
+        ),
+    }
+}
+
 /// Without graceful restart on the peer, the default `--on-sigterm restart` still sends a
 /// Cease: the node leaves the router at once, as before.
 fn without_graceful_restart_sigterm_withdraws_at_once(router: RouterKind) {
@@ -329,6 +464,7 @@ macro_rules! per_router {
 
 per_router!(
     graceful_restart_keeps_routes_then_expires,
+    graceful_restart_with_bfd,
     without_graceful_restart_sigterm_withdraws_at_once,
     drain_on_sigterm_and_on_the_exclusion_label,
 );
