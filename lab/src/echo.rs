@@ -1,7 +1,9 @@
 //! The demo workload's "pod": a tiny HTTP server that answers every request with its node
 //! and pod name, so a client can see where a connection ended up. Also the matching tiny
 //! HTTP client the demo and the tests use (one fresh TCP connection per request, so ECMP
-//! hashing spreads requests).
+//! hashing spreads requests). A connection that starts with `PING\n` instead of an HTTP
+//! request is a long-lived one: every `PING\n` line gets the body back on the same
+//! connection, for as long as the client keeps it open ([`ping`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,7 +53,10 @@ pub async fn serve(listen: SocketAddr, node: String, pod: String) -> Result<()> 
             let mut chunk = [0u8; 512];
             // Read the request head (bounded), then answer and close.
             let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n")
+                    && !buf.starts_with(PING)
+                    && buf.len() < 16 * 1024
+                {
                     match sock.read(&mut chunk).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -60,6 +65,10 @@ pub async fn serve(listen: SocketAddr, node: String, pod: String) -> Result<()> 
             })
             .await;
             if read.is_err() {
+                return;
+            }
+            if buf.starts_with(PING) {
+                answer_pings(sock, buf, &reply).await;
                 return;
             }
             let resp = format!(
@@ -71,6 +80,64 @@ pub async fn serve(listen: SocketAddr, node: String, pod: String) -> Result<()> 
             }
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+/// The line that asks a long-lived connection for one answer.
+const PING: &[u8] = b"PING\n";
+
+/// Answers every `PING\n` on `sock` with `reply` until the client closes.
+async fn answer_pings(mut sock: TcpStream, mut buf: Vec<u8>, reply: &str) {
+    let mut chunk = [0u8; 512];
+    loop {
+        while buf.starts_with(PING) {
+            buf.drain(..PING.len());
+            if sock.write_all(reply.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        if buf.len() >= PING.len() {
+            return; // not a ping: the client speaks something else
+        }
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A long-lived connection to an echo server: one [`Ping::ping`] per answer.
+#[derive(Debug)]
+pub struct Ping {
+    sock: tokio::io::BufReader<TcpStream>,
+}
+
+/// Opens a long-lived connection to `addr`.
+pub async fn ping(addr: SocketAddr, timeout: Duration) -> Result<Ping> {
+    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to {addr}: timed out"))?
+        .with_context(|| format!("connecting to {addr}"))?;
+    Ok(Ping {
+        sock: tokio::io::BufReader::new(s),
+    })
+}
+
+impl Ping {
+    /// One round trip on the connection; returns the answer (a [`body`]).
+    pub async fn ping(&mut self, timeout: Duration) -> Result<String> {
+        use tokio::io::AsyncBufReadExt;
+        let fut = async {
+            self.sock.get_mut().write_all(PING).await?;
+            let mut line = String::new();
+            if self.sock.read_line(&mut line).await? == 0 {
+                bail!("connection closed");
+            }
+            Ok(line)
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .context("no answer on the long-lived connection")?
     }
 }
 
@@ -117,5 +184,11 @@ mod tests {
         }
         let b = last.expect("server answered");
         assert_eq!(parse_body(&b), Some(("n1".to_string(), "p1".to_string())));
+        // A long-lived connection answers every ping on the same socket.
+        let mut p = ping(addr, Duration::from_secs(2)).await.unwrap();
+        for _ in 0..3 {
+            let b = p.ping(Duration::from_secs(2)).await.unwrap();
+            assert_eq!(parse_body(&b), Some(("n1".to_string(), "p1".to_string())));
+        }
     }
 }

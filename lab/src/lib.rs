@@ -31,3 +31,4 @@ pub mod router;
 pub mod router_config;
 pub mod testing;
 pub mod topology;
+pub mod traffic;

@@ -25,6 +25,7 @@ use ferrolb_lab::k8s;
 use ferrolb_lab::netlab::{ApiServerKind, NetLab};
 use ferrolb_lab::router::RouterKind;
 use ferrolb_lab::topology::{Names, addr};
+use ferrolb_lab::traffic::{Background, Load, Report};
 use ferrolb_netns::Signal;
 use ipnet::IpNet;
 
@@ -444,6 +445,114 @@ fn drain_on_sigterm_and_on_the_exclusion_label(router: RouterKind) {
     );
 }
 
+/// One speaker after another restarted under client traffic (SIGTERM, a second away,
+/// started, sessions and paths back, 2 s more), as a DaemonSet rollout does.
+fn rolling_restart(lab: &NetLab, prefix: IpNet, nodes_to_restart: &[u8]) -> Report {
+    let IpNet::V4(p) = prefix else { unreachable!() };
+    let target = SocketAddr::new(IpAddr::V4(p.addr()), k8s::SERVICE_PORT);
+    lab.wait_nodes_forward(target, Duration::from_secs(10))
+        .unwrap();
+    let traffic = Background::start(&lab.names().client(), target, Load::ISSUE_13);
+    std::thread::sleep(Duration::from_secs(2));
+    for n in nodes_to_restart {
+        lab.stop(&format!("speaker-{n}"), Signal::SIGTERM).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        lab.start_speaker(*n).unwrap();
+        lab.wait_sessions(3, Duration::from_secs(20))
+            .expect("session back");
+        lab.wait_paths(prefix, 3, Duration::from_secs(20))
+            .expect("paths back");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    traffic.finish().expect("traffic")
+}
+
+/// A speaker restart under the issue's load with graceful restart on: nothing breaks.
+fn rolling_restart_with_graceful_restart_breaks_nothing(router: RouterKind) {
+    let Some(lab) = up(router, config(Some(60)), &[]) else {
+        return;
+    };
+    let prefix = ready(&lab);
+    let r = rolling_restart(&lab, prefix, &[3]);
+    eprintln!(
+        "{router:?}: restart with GR: {}/{} long-lived broken, {}/{} new failed",
+        r.long_broken, r.long_lived, r.new_failed, r.new_total
+    );
+    assert!(
+        r.new_total > 300,
+        "{router:?}: only {} new connections",
+        r.new_total
+    );
+    assert_eq!(
+        (r.long_broken, r.new_failed),
+        (0, 0),
+        "{router:?}: {:?}",
+        r.failures
+    );
+}
+
+/// The issue's benchmark: a rolling restart of all three speakers with GR on and off, and
+/// a drain of one node, under 20 long-lived connections (a ping every 100 ms) and 100 new
+/// connections per second, with BIRD and FRR. Prints the table recorded in docs/STATUS.md.
+#[test]
+#[ignore = "benchmark: cargo test -p ferrolb-tests --test e2e_graceful -- --ignored --nocapture"]
+fn bench_rolling_restart_and_drain() {
+    let mut rows = Vec::new();
+    for router in [RouterKind::Bird, RouterKind::Frr] {
+        for gr in [true, false] {
+            let Some(lab) = up(router, config(gr.then_some(60)), &[]) else {
+                return;
+            };
+            let prefix = ready(&lab);
+            let r = rolling_restart(&lab, prefix, &[1, 2, 3]);
+            rows.push(format!(
+                "| {router:?} | rolling restart, GR {} | {}/{} | {}/{} |",
+                if gr { "on" } else { "off" },
+                r.long_broken,
+                r.long_lived,
+                r.new_failed,
+                r.new_total
+            ));
+        }
+        let Some(lab) = up(
+            router,
+            config(None),
+            &["--on-sigterm", "drain", "--drain-period", "5"],
+        ) else {
+            return;
+        };
+        let prefix = ready(&lab);
+        let IpNet::V4(p) = prefix else { unreachable!() };
+        let target = SocketAddr::new(IpAddr::V4(p.addr()), k8s::SERVICE_PORT);
+        lab.wait_nodes_forward(target, Duration::from_secs(10))
+            .unwrap();
+        let started = Instant::now();
+        let traffic = Background::start(&lab.names().client(), target, Load::ISSUE_13);
+        std::thread::sleep(Duration::from_secs(2));
+        let pid = lab.pid("speaker-3").unwrap();
+        let drain_at = started.elapsed();
+        ferrolb_lab::procs::signal(pid, Signal::SIGTERM);
+        let moved = time_until_gone(&lab, prefix, 3, Duration::from_secs(5));
+        ferrolb_lab::procs::wait_gone(&[pid], Duration::from_secs(15));
+        std::thread::sleep(Duration::from_secs(2));
+        let r = traffic.finish().expect("traffic");
+        let after = drain_at + moved.unwrap_or_default() + Duration::from_millis(100);
+        rows.push(format!(
+            "| {router:?} | drain of node 3 (5 s) | {}/{} | {}/{} (to node 3 after the FIB moved, {moved:?} after SIGTERM: {}) |",
+            r.long_broken,
+            r.long_lived,
+            r.new_failed,
+            r.new_total,
+            r.new_to_node_since(&Names::node_name(3), after)
+        ));
+    }
+    println!("| router | scenario | long-lived broken | new connections failed |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
 macro_rules! per_router {
     ($($name:ident),* $(,)?) => {
         $(
@@ -464,6 +573,7 @@ macro_rules! per_router {
 
 per_router!(
     graceful_restart_keeps_routes_then_expires,
+    rolling_restart_with_graceful_restart_breaks_nothing,
     graceful_restart_with_bfd,
     without_graceful_restart_sigterm_withdraws_at_once,
     drain_on_sigterm_and_on_the_exclusion_label,
