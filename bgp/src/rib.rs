@@ -373,6 +373,11 @@ impl AdjRibIn {
         self.routes.iter().map(|(p, r)| (p, r.as_ref()))
     }
 
+    /// The route received for `prefix`.
+    pub fn get(&self, prefix: &IpNet) -> Option<&Route> {
+        self.routes.get(prefix).map(Arc::as_ref)
+    }
+
     /// Number of prefixes received.
     pub fn len(&self) -> usize {
         self.routes.len()

@@ -315,7 +315,7 @@ async fn restart_stop_closes_a_graceful_restart_session_without_notification() {
             families: vec![(AddressFamily::Ipv4Unicast, true)],
         })
     );
-    assert!(ctx.graceful_restart);
+    assert!(ctx.graceful_restart.is_some());
     speaker.shutdown_for_restart(Some("restart")).await;
     let (notifications, closed) = until_close(&mut s, &ctx).await;
     assert!(closed, "the connection is closed");
@@ -333,11 +333,186 @@ async fn restart_stop_sends_cease_where_graceful_restart_was_not_negotiated() {
     cfg.graceful_restart = Some(45);
     speaker.add_peer(cfg).expect("add");
     let (mut s, ctx, _) = handshake_with(&listener, peer_open()).await;
-    assert!(!ctx.graceful_restart);
+    assert!(ctx.graceful_restart.is_none());
     speaker.shutdown_for_restart(Some("restart")).await;
     let (notifications, closed) = until_close(&mut s, &ctx).await;
     assert_eq!(notifications, vec![(6, 2)]);
     assert!(closed);
+}
+
+/// The peer announces `prefixes` (next hop 192.0.2.1), then End-of-RIB.
+async fn announce_then_eor(s: &mut TcpStream, ctx: &SessionContext, prefixes: &[&str]) {
+    send(s, &update_of(prefixes), ctx).await;
+    send(s, &Message::EndOfRib(AddressFamily::Ipv4Unicast), ctx).await;
+}
+
+/// Learned/withdrawn events until nothing arrives for `quiet`: (learned, withdrawn).
+async fn rib_events(
+    events: &mut UnboundedReceiver<SpeakerEvent>,
+    quiet: Duration,
+) -> (Vec<IpNet>, Vec<IpNet>) {
+    let (mut learned, mut withdrawn) = (Vec::new(), Vec::new());
+    while let Ok(Some(ev)) = tokio::time::timeout(quiet, events.recv()).await {
+        match ev {
+            SpeakerEvent::RouteLearned { prefix, .. } => learned.push(prefix),
+            SpeakerEvent::RouteWithdrawn { prefix, .. } => withdrawn.push(prefix),
+            _ => {}
+        }
+    }
+    learned.sort();
+    withdrawn.sort();
+    (learned, withdrawn)
+}
+
+fn graceful_open_with(restart_time: u16, forwarding: bool) -> Open {
+    let mut o = peer_open();
+    o.capabilities.push(Capability::GracefulRestart {
+        restarting: false,
+        restart_time,
+        families: vec![(AddressFamily::Ipv4Unicast, forwarding)],
+    });
+    o
+}
+
+fn nets(v: &[&str]) -> Vec<IpNet> {
+    let mut v: Vec<IpNet> = v.iter().map(|p| p.parse().unwrap()).collect();
+    v.sort();
+    v
+}
+
+/// A speaker offering graceful restart, peered with a scripted peer offering it too
+/// (`restart_time`, F for IPv4), which announced `prefixes` and End-of-RIB.
+struct GrSession {
+    listener: TcpListener,
+    speaker: Speaker,
+    events: UnboundedReceiver<SpeakerEvent>,
+    stream: TcpStream,
+}
+
+async fn gr_session(restart_time: u16, prefixes: &[&str]) -> GrSession {
+    let (listener, speaker, mut events, mut cfg) = setup().await;
+    cfg.graceful_restart = Some(30);
+    speaker.add_peer(cfg).expect("add");
+    let (mut stream, ctx, _) =
+        handshake_with(&listener, graceful_open_with(restart_time, true)).await;
+    announce_then_eor(&mut stream, &ctx, prefixes).await;
+    let (learned, _) = rib_events(&mut events, Duration::from_millis(300)).await;
+    assert_eq!(learned.len(), prefixes.len());
+    GrSession {
+        listener,
+        speaker,
+        events,
+        stream,
+    }
+}
+
+/// The scripted peer's announcement of `prefixes` (next hop 192.0.2.1).
+fn update_of(prefixes: &[&str]) -> Message {
+    Message::Update(ferrolb_bgp::wire::Update {
+        attributes: Some(PathAttributes::default()),
+        next_hop: Some(ferrolb_bgp::wire::NextHop::V4(Ipv4Addr::new(192, 0, 2, 1))),
+        announced: prefixes.iter().map(|p| p.parse().unwrap()).collect(),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn helper_keeps_a_restarting_peers_routes_until_its_end_of_rib() {
+    let GrSession {
+        listener,
+        speaker,
+        mut events,
+        stream: s,
+    } = gr_session(30, &["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"]).await;
+
+    // The peer restarts: the TCP connection ends without a NOTIFICATION. Nothing is
+    // withdrawn while it is away.
+    drop(s);
+    let (mut s, ctx, _) = handshake_with(&listener, graceful_open_with(30, true)).await;
+    let (_, withdrawn) = rib_events(&mut events, Duration::from_millis(300)).await;
+    assert!(withdrawn.is_empty(), "kept while restarting: {withdrawn:?}");
+    // Back, it sends two of the three again: at its End-of-RIB the third goes, only it.
+    announce_then_eor(&mut s, &ctx, &["10.1.0.0/24", "10.2.0.0/24"]).await;
+    let (_, withdrawn) = rib_events(&mut events, Duration::from_millis(500)).await;
+    assert_eq!(withdrawn, nets(&["10.3.0.0/24"]));
+    // A second End-of-RIB changes nothing.
+    send(&mut s, &Message::EndOfRib(AddressFamily::Ipv4Unicast), &ctx).await;
+    let (_, withdrawn) = rib_events(&mut events, Duration::from_millis(300)).await;
+    assert!(withdrawn.is_empty(), "{withdrawn:?}");
+    speaker.shutdown(None).await;
+}
+
+#[tokio::test]
+async fn helper_drops_stale_routes_after_the_restart_time_or_at_once_when_it_must() {
+    // Restart time 2 s and the peer never comes back (its address refuses connections).
+    let GrSession {
+        listener,
+        speaker,
+        mut events,
+        stream,
+    } = gr_session(2, &["10.1.0.0/24", "10.2.0.0/24"]).await;
+    let t0 = Instant::now();
+    drop(stream);
+    drop(listener);
+    // (A fixed window: the reconnect attempts' state events keep coming.)
+    let window = tokio::time::sleep(Duration::from_millis(1200));
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            () = &mut window => break,
+            ev = events.recv() => if let Some(SpeakerEvent::RouteWithdrawn { prefix, .. }) = ev {
+                panic!("{prefix} withdrawn after {:?}, within the restart time", t0.elapsed());
+            },
+        }
+    }
+    let mut withdrawn = Vec::new();
+    while withdrawn.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(SpeakerEvent::RouteWithdrawn { prefix, .. })) => withdrawn.push(prefix),
+            Ok(Some(_)) => {}
+            _ => panic!("stale routes not withdrawn after the restart time: {withdrawn:?}"),
+        }
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "withdrawn after {took:?}, restart time 2 s"
+    );
+    speaker.shutdown(None).await;
+
+    // Restart time 0 (nonsense): no helper mode, withdrawn at once.
+    let mut g = gr_session(0, &["10.1.0.0/24"]).await;
+    drop(g.stream);
+    let (_, withdrawn) = rib_events(&mut g.events, Duration::from_millis(500)).await;
+    assert_eq!(withdrawn, nets(&["10.1.0.0/24"]));
+    drop(g.listener);
+    g.speaker.shutdown(None).await;
+
+    // Back without the forwarding bit: its stale routes go at once, before any End-of-RIB.
+    let mut g = gr_session(30, &["10.1.0.0/24"]).await;
+    drop(g.stream);
+    let (_s, _ctx, _) = handshake_with(&g.listener, graceful_open_with(30, false)).await;
+    let (_, withdrawn) = rib_events(&mut g.events, Duration::from_millis(500)).await;
+    assert_eq!(withdrawn, nets(&["10.1.0.0/24"]));
+    g.speaker.shutdown(None).await;
+}
+
+#[tokio::test]
+async fn helper_waits_for_end_of_rib_no_longer_than_the_restart_time() {
+    let GrSession {
+        listener,
+        speaker,
+        mut events,
+        stream,
+    } = gr_session(2, &["10.1.0.0/24", "10.2.0.0/24"]).await;
+    drop(stream);
+    // Back, sends one route again but never an End-of-RIB: the other goes after the
+    // restart time, the refreshed one stays.
+    let (mut s, ctx, _) = handshake_with(&listener, graceful_open_with(2, true)).await;
+    send(&mut s, &update_of(&["10.1.0.0/24"]), &ctx).await;
+    let (_, withdrawn) = rib_events(&mut events, Duration::from_secs(4)).await;
+    assert_eq!(withdrawn, nets(&["10.2.0.0/24"]));
+    speaker.shutdown(None).await;
 }
 
 #[tokio::test]

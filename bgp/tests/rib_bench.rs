@@ -18,7 +18,7 @@ fn ctx() -> SessionContext {
         route_refresh: true,
         local_as: 64522,
         peer_as: 65000,
-        graceful_restart: false,
+        graceful_restart: None,
     }
 }
 

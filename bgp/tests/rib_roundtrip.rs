@@ -18,7 +18,7 @@ fn ibgp() -> SessionContext {
         route_refresh: true,
         local_as: 64512,
         peer_as: 64512,
-        graceful_restart: false,
+        graceful_restart: None,
     }
 }
 

@@ -16,7 +16,7 @@ fn contexts() -> Vec<SessionContext> {
         route_refresh: true,
         local_as: 64512,
         peer_as: 64512,
-        graceful_restart: false,
+        graceful_restart: None,
     };
     vec![
         base.clone(),

@@ -15,7 +15,7 @@ fn ctx(four: bool, local_as: u32, peer_as: u32) -> SessionContext {
         route_refresh: true,
         local_as,
         peer_as,
-        graceful_restart: false,
+        graceful_restart: None,
     }
 }
 

@@ -112,6 +112,8 @@ pub(crate) struct PeerTask {
     refresh_log: LogEvery,
     /// RFC 7606 decisions on received UPDATEs, logged at most once per interval.
     rfc7606_log: LogEvery,
+    /// A restarting peer's routes kept stale (graceful restart helper, `helper.rs`).
+    stale: Option<helper::Stale>,
 }
 
 fn conn_index(c: ConnId) -> usize {
@@ -122,6 +124,7 @@ fn conn_index(c: ConnId) -> usize {
 }
 
 mod export;
+mod helper;
 mod inbound;
 
 impl PeerTask {
@@ -157,6 +160,7 @@ impl PeerTask {
             learned,
             refresh_log: LogEvery::default(),
             rfc7606_log: LogEvery::default(),
+            stale: None,
         }
     }
 
@@ -169,7 +173,12 @@ impl PeerTask {
         self.feed(Event::ManualStart);
         loop {
             self.closing.retain(|h| !h.is_finished());
-            let deadline = self.timers.values().min().copied();
+            let deadline = self
+                .timers
+                .values()
+                .copied()
+                .chain(self.stale.as_ref().map(helper::Stale::deadline))
+                .min();
             // Backpressure: while the learned-route feed is full, read no more messages
             // (the reader then stops reading the socket).
             let sink = self.learned.clone();
@@ -178,7 +187,7 @@ impl PeerTask {
                 biased;
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(PeerCommand::Stop { deconfigured, reason, graceful, done }) => {
-                        if graceful && self.session.as_ref().is_some_and(|s| s.ctx.graceful_restart) {
+                        if graceful && self.session.as_ref().is_some_and(|s| s.ctx.graceful_restart.is_some()) {
                             self.close_silently();
                         } else {
                             self.stop(deconfigured, reason).await;
@@ -214,6 +223,7 @@ impl PeerTask {
     }
 
     async fn stop(&mut self, deconfigured: bool, reason: Option<String>) {
+        self.stale_flush();
         let event = if deconfigured {
             Event::Deconfigured
         } else {
@@ -240,6 +250,9 @@ impl PeerTask {
         for t in expired {
             self.timers.remove(&t);
             self.feed(Event::TimerExpired(t));
+        }
+        if self.stale.as_ref().is_some_and(|s| s.deadline() <= now) {
+            self.stale_expired();
         }
     }
 
@@ -303,6 +316,7 @@ impl PeerTask {
                 debug!(peer = %self.peer(), ?family, "End-of-RIB received");
                 self.with_status(|st| st.status.updates_received += 1);
                 let peer = self.peer();
+                self.stale_end_of_rib(family);
                 if let Some(s) = self.session.as_mut() {
                     let was_pending = !s.eor_pending.is_empty();
                     s.eor_pending.retain(|f| *f != family);
@@ -592,6 +606,11 @@ impl PeerTask {
         if let Some(sink) = &self.learned {
             sink.up(self.peer());
         }
+        let restart = self
+            .session
+            .as_ref()
+            .and_then(|s| s.ctx.graceful_restart.clone());
+        self.stale_on_established(restart.as_ref());
         self.send_initial_table();
     }
 
@@ -693,8 +712,20 @@ impl PeerTask {
             s.status.last_error = Some(text.clone());
         });
         if let Some(mut s) = self.session.take() {
-            let events = s.rib_in.clear();
-            self.emit_rib_in(events);
+            let helper = match (&s.ctx.graceful_restart, reason) {
+                // RFC 4724 4.2: the TCP connection ended without a NOTIFICATION.
+                (Some(pr), DownReason::TcpClosed) => {
+                    let prefixes = s.rib_in.routes().map(|(p, _)| *p).collect();
+                    self.keep_stale(pr, prefixes)
+                }
+                _ => false,
+            };
+            if !helper {
+                let events = s.rib_in.clear();
+                self.emit_rib_in(events);
+                // Whatever an earlier restart left stale goes too.
+                self.stale_flush();
+            }
         }
         self.pending_reason = Some(text);
     }

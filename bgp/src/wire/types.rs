@@ -94,6 +94,26 @@ impl Open {
         })
     }
 
+    /// The graceful restart capability of this OPEN as [`PeerRestart`].
+    pub fn peer_restart(&self) -> Option<PeerRestart> {
+        self.capabilities.iter().find_map(|c| match c {
+            Capability::GracefulRestart {
+                restarting,
+                restart_time,
+                families,
+            } => Some(PeerRestart {
+                restart_time: *restart_time,
+                restarted: *restarting,
+                forwarding: families
+                    .iter()
+                    .filter(|(_, fwd)| *fwd)
+                    .map(|(f, _)| *f)
+                    .collect(),
+            }),
+            _ => None,
+        })
+    }
+
     /// Whether the capability list contains `cap`-like entries (matched by kind).
     pub fn supports_route_refresh(&self) -> bool {
         self.capabilities
@@ -136,10 +156,21 @@ pub struct SessionContext {
     pub local_as: u32,
     /// The peer's AS.
     pub peer_as: u32,
-    /// Both sides sent the graceful restart capability (RFC 4724): a session that ends
-    /// without a NOTIFICATION leaves our routes on the peer, marked stale, for our
-    /// restart time.
-    pub graceful_restart: bool,
+    /// Both sides sent the graceful restart capability (RFC 4724), with what the peer
+    /// said: a session that ends without a NOTIFICATION leaves each side's routes on the
+    /// other, marked stale, for the restart time of the side that went away.
+    pub graceful_restart: Option<PeerRestart>,
+}
+
+/// The peer's graceful restart capability, as negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRestart {
+    /// How long (seconds) the peer asks us to keep its routes after its session drops.
+    pub restart_time: u16,
+    /// The R bit: the peer has just restarted.
+    pub restarted: bool,
+    /// The families for which the peer kept its forwarding state (F bit set).
+    pub forwarding: Vec<AddressFamily>,
 }
 
 impl Default for SessionContext {
@@ -157,7 +188,7 @@ impl SessionContext {
             route_refresh: false,
             local_as: 0,
             peer_as: 0,
-            graceful_restart: false,
+            graceful_restart: None,
         }
     }
 
@@ -178,8 +209,7 @@ impl SessionContext {
             route_refresh: local.supports_route_refresh() && remote.supports_route_refresh(),
             local_as: local.my_as,
             peer_as: remote.my_as,
-            graceful_restart: local.graceful_restart().is_some()
-                && remote.graceful_restart().is_some(),
+            graceful_restart: local.graceful_restart().and_then(|_| remote.peer_restart()),
         }
     }
 

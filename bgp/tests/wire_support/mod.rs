@@ -23,7 +23,7 @@ pub fn ctx(four_octet_as: bool, local_as: u32, peer_as: u32) -> SessionContext {
         route_refresh: true,
         local_as,
         peer_as,
-        graceful_restart: false,
+        graceful_restart: None,
     }
 }
 
