@@ -104,6 +104,11 @@ pub struct Cli {
         default_value_t = DEFAULT_DRAIN_SECONDS
     )]
     pub drain_period: u64,
+    /// Treat a cordoned node (`kubectl cordon`, `spec.unschedulable`) like one with the
+    /// exclusion label: drain for `--drain-period`, then stop announcing Service IPs from
+    /// it until it is uncordoned. Off by default (MetalLB ignores cordons).
+    #[arg(long = "drain-on-cordon", env = "FERROLB_DRAIN_ON_CORDON")]
+    pub drain_on_cordon: bool,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -166,6 +171,7 @@ impl Cli {
         o.config_name = self.config.clone();
         o.decision.lb_class = self.lb_class.clone();
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
+        o.decision.exclude_cordoned = self.drain_on_cordon;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
         o.listen = Some(SocketAddr::new(self.host, self.port));
         o.stop_mode = self.on_sigterm.into();
@@ -228,6 +234,10 @@ mod tests {
             "the binary's default"
         );
         assert_eq!(o.drain_period, std::time::Duration::from_secs(10));
+        assert!(
+            !o.decision.exclude_cordoned,
+            "cordons are ignored by default"
+        );
         assert_eq!(cli.pod_routes_options().policy.allow, None);
         assert_eq!(
             o.max_prefixes,

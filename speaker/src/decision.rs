@@ -70,6 +70,9 @@ pub struct Options {
     pub ignore_exclude_lb: bool,
     /// `--pod-cidr-mode`.
     pub pod_cidr_mode: PodCidrMode,
+    /// `--drain-on-cordon`: a cordoned node (`spec.unschedulable`) is excluded like one
+    /// with [`EXCLUDE_LB_LABEL`] (and drained first, as the label is).
+    pub exclude_cordoned: bool,
     /// Graceful shutdown (RFC 8326) while the node drains: every Service route carries
     /// the GRACEFUL_SHUTDOWN community and, towards iBGP peers, LOCAL_PREF 0, so routers
     /// that honour it move new flows to the other nodes before the routes are withdrawn.
@@ -91,6 +94,8 @@ pub struct NodeView {
     pub network_unavailable: bool,
     /// `spec.podCIDRs` (or `spec.podCIDR`).
     pub pod_cidrs: Vec<IpNet>,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
 }
 
 /// `spec.externalTrafficPolicy`.
@@ -235,8 +240,15 @@ pub fn handles_service(svc: &ServiceView, opts: &Options) -> bool {
 
 /// Whether this node may announce Service IPs at all.
 pub fn node_announces_services(node: &NodeView, opts: &Options) -> bool {
-    let excluded = !opts.ignore_exclude_lb && node.labels.contains_key(EXCLUDE_LB_LABEL);
-    !excluded && !node.network_unavailable
+    !node_excluded(node, opts) && !node.network_unavailable
+}
+
+/// Whether the node is taken out of load balancing: the exclusion label, or a cordon with
+/// `--drain-on-cordon`; `--ignore-exclude-lb` overrides both.
+pub fn node_excluded(node: &NodeView, opts: &Options) -> bool {
+    !opts.ignore_exclude_lb
+        && (node.labels.contains_key(EXCLUDE_LB_LABEL)
+            || (opts.exclude_cordoned && node.unschedulable))
 }
 
 fn endpoint_usable(ep: &EndpointView, publish_not_ready: bool) -> bool {
@@ -540,6 +552,7 @@ address-pools:
                 .collect(),
             network_unavailable: false,
             pod_cidrs: vec!["10.244.1.0/24".parse().unwrap()],
+            unschedulable: false,
         }
     }
 
@@ -1174,6 +1187,28 @@ address-pools:
         ];
         let d = decide(&config, &node(&[]), &services, &Options::default());
         assert_eq!(weight_of(&d, "198.51.100.0/24"), None);
+    }
+
+    #[test]
+    fn a_cordoned_node_is_excluded_only_with_drain_on_cordon() {
+        let mut n = node(&[]);
+        n.unschedulable = true;
+        let opts = Options::default();
+        assert!(
+            node_announces_services(&n, &opts),
+            "cordon alone changes nothing"
+        );
+        let opts = Options {
+            exclude_cordoned: true,
+            ..Options::default()
+        };
+        assert!(!node_announces_services(&n, &opts));
+        let opts = Options {
+            exclude_cordoned: true,
+            ignore_exclude_lb: true,
+            ..Options::default()
+        };
+        assert!(node_announces_services(&n, &opts));
     }
 
     #[test]

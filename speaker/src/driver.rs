@@ -54,7 +54,7 @@ struct Drain {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DrainCause {
-    /// The node gained the exclusion label.
+    /// The node became excluded: the exclusion label, or a cordon with `--drain-on-cordon`.
     ExcludeLabel,
     /// The speaker is stopping with `--on-sigterm drain`.
     Stop,
@@ -63,7 +63,9 @@ enum DrainCause {
 impl DrainCause {
     fn as_str(self) -> &'static str {
         match self {
-            DrainCause::ExcludeLabel => "exclude-from-external-load-balancers label",
+            DrainCause::ExcludeLabel => {
+                "node excluded (exclusion label, or cordon with --drain-on-cordon)"
+            }
             DrainCause::Stop => "stopping (--on-sigterm drain)",
         }
     }
@@ -470,7 +472,7 @@ impl Driver {
             self.publish_with(&Decision::default());
             return;
         };
-        let opts = self.decision_options(&node.view.labels);
+        let opts = self.decision_options(&node.view.to_view());
         let empty = Config::default();
         let config = self.config.as_ref().unwrap_or(&empty);
         if self.peers_dirty {
@@ -545,17 +547,18 @@ impl Driver {
         self.publish_with(&decision);
     }
 
-    /// The decision options, with a drain applied: starts one when the exclusion label
-    /// appears (and `--drain-period` is not zero), ends it when the label goes again.
-    fn decision_options(&mut self, labels: &BTreeMap<String, String>) -> decision::Options {
-        let excluded =
-            !self.opts.ignore_exclude_lb && labels.contains_key(decision::EXCLUDE_LB_LABEL);
+    /// The decision options, with a drain applied: starts one when the node becomes
+    /// excluded (the exclusion label, or a cordon with `--drain-on-cordon`) and
+    /// `--drain-period` is not zero; ends it when the node is back.
+    fn decision_options(&mut self, node: &decision::NodeView) -> decision::Options {
+        let excluded = decision::node_excluded(node, &self.opts);
         let label_drain = self
             .drain
             .is_some_and(|d| d.why == DrainCause::ExcludeLabel);
         if excluded && self.was_excluded == Some(false) && !self.drain_period.is_zero() {
             tracing::info!(
                 period = ?self.drain_period,
+                cordoned = node.unschedulable,
                 "node excluded from load balancers: announcing GRACEFUL_SHUTDOWN, then withdrawing"
             );
             self.drain = Some(Drain {
@@ -563,7 +566,7 @@ impl Driver {
                 why: DrainCause::ExcludeLabel,
             });
         } else if !excluded && label_drain {
-            tracing::info!("exclusion label removed during the drain: announcing normally");
+            tracing::info!("node no longer excluded during the drain: announcing normally");
             self.drain = None;
         }
         self.was_excluded = Some(excluded);

@@ -301,7 +301,7 @@ mod tests {
             pod_cidr_mode: "advertise".into(),
             on_sigterm: "restart (graceful restart where negotiated, else Cease)".into(),
             draining: Some(
-                "exclude-from-external-load-balancers label: Service routes carry \
+                "node excluded (exclusion label, or cordon with --drain-on-cordon): Service routes carry \
                  GRACEFUL_SHUTDOWN (65535:0), withdrawn in 7s"
                     .into(),
             ),
@@ -379,7 +379,8 @@ mod tests {
             "apps/out: IP 203.0.113.1",
             "Pod CIDRs advertised: 10.244.1.0/24",
             "On SIGTERM: restart (graceful restart where negotiated, else Cease)",
-            "Draining: exclude-from-external-load-balancers label: Service routes carry \
+            "Draining: node excluded (exclusion label, or cordon with --drain-on-cordon): \
+             Service routes carry \
              GRACEFUL_SHUTDOWN (65535:0), withdrawn in 7s",
             "10.244.2.0/24 via 172.17.0.22",
             "Maximum prefixes exceeded: 172.17.0.9:179 (2 times, limit 5000)",

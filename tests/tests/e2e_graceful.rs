@@ -9,8 +9,10 @@
 //! - graceful shutdown (RFC 8326): `--on-sigterm drain` re-announces the node's Service
 //!   routes with 65535:0 (the router gives them LOCAL_PREF 0, so its FIB leaves the node
 //!   while the route is still there), and withdraws them after `--drain-period`; the
-//!   exclusion label does the same without a stop. Client requests in the drain all
-//!   succeed, none on the drained node.
+//!   exclusion label (and, with `--drain-on-cordon`, a cordon) does the same without a
+//!   stop. Client requests in the drain all succeed, none on the drained node;
+//! - graceful restart with BFD, and a speaker restart under client traffic (nothing
+//!   breaks); the benchmark is `bench_rolling_restart_and_drain` (ignored).
 //!
 //! Root and the router's binaries are required (skipped with a message otherwise); each
 //! lab has unique names and is torn down on drop, also on panic.
@@ -330,7 +332,7 @@ fn requests_avoid(lab: &NetLab, prefix: IpNet, drained: u8) {
     );
 }
 
-fn drain_on_sigterm_and_on_the_exclusion_label(router: RouterKind) {
+fn drain_on_sigterm_label_and_cordon(router: RouterKind) {
     let period: u32 = 4;
     let Some(lab) = up(
         router,
@@ -340,6 +342,7 @@ fn drain_on_sigterm_and_on_the_exclusion_label(router: RouterKind) {
             "drain",
             "--drain-period",
             &period.to_string(),
+            "--drain-on-cordon",
         ],
     ) else {
         return;
@@ -443,6 +446,41 @@ fn drain_on_sigterm_and_on_the_exclusion_label(router: RouterKind) {
         "{router:?}: withdrawn after {:?}, before the drain period",
         t0.elapsed()
     );
+
+    // A cordon on node 1 (`--drain-on-cordon`): drained the same way, then withdrawn.
+    lab.kube(|c| async move {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c);
+        nodes
+            .patch(
+                &Names::node_name(1),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
+            )
+            .await?;
+        Ok(())
+    })
+    .unwrap();
+    lab.wait(
+        "node 1's path with GRACEFUL_SHUTDOWN",
+        Duration::from_secs(3),
+        || {
+            let paths = lab.router().graceful_shutdown_paths(prefix)?;
+            Ok(paths
+                .iter()
+                .any(|(h, _)| *h == IpAddr::V4(addr::node(1)))
+                .then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{router:?} cordon: {e:#}"));
+    lab.wait(
+        "node 1's path withdrawn after the drain period",
+        Duration::from_secs(u64::from(period) + 5),
+        || {
+            let rib = lab.rib_next_hops(prefix)?;
+            Ok((!rib.contains(&IpAddr::V4(addr::node(1)))).then_some(()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{router:?} cordon: {e:#}"));
 }
 
 /// One speaker after another restarted under client traffic (SIGTERM, a second away,
@@ -576,5 +614,5 @@ per_router!(
     rolling_restart_with_graceful_restart_breaks_nothing,
     graceful_restart_with_bfd,
     without_graceful_restart_sigterm_withdraws_at_once,
-    drain_on_sigterm_and_on_the_exclusion_label,
+    drain_on_sigterm_label_and_cordon,
 );

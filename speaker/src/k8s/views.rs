@@ -165,6 +165,8 @@ pub struct NodeViewEq {
     pub network_unavailable: bool,
     /// `spec.podCIDRs`.
     pub pod_cidrs: Vec<IpNet>,
+    /// `spec.unschedulable`.
+    pub unschedulable: bool,
 }
 
 impl NodeViewEq {
@@ -175,6 +177,7 @@ impl NodeViewEq {
             labels: self.labels.clone(),
             network_unavailable: self.network_unavailable,
             pod_cidrs: self.pod_cidrs.clone(),
+            unschedulable: self.unschedulable,
         }
     }
 }
@@ -230,6 +233,7 @@ impl NodeInfo {
                 labels: node.metadata.labels.clone().unwrap_or_default(),
                 network_unavailable,
                 pod_cidrs,
+                unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
             },
             addresses,
         }
