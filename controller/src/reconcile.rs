@@ -6,7 +6,7 @@
 //! ordering rules (restore every existing allocation before assigning anything new; oldest
 //! pending Service first) are tested without a cluster.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::allocator::{
@@ -442,30 +442,6 @@ pub fn ordered_keys<'a>(views: impl IntoIterator<Item = &'a SvcView>) -> Vec<Str
     let mut v: Vec<(i128, String)> = views.into_iter().map(order_key).collect();
     v.sort();
     v.into_iter().map(|(_, k)| k).collect()
-}
-
-/// IPs held by more than one Service that do not share (for tests and diagnostics): every
-/// status IP in `views` mapped to its holders, keeping only IPs with several unshared holders.
-pub fn duplicate_ips<'a>(views: impl IntoIterator<Item = &'a SvcView>) -> BTreeSet<String> {
-    let mut by_ip: HashMap<&str, Vec<&SvcView>> = HashMap::new();
-    for v in views {
-        for ip in &v.status_ips {
-            by_ip.entry(ip.as_str()).or_default().push(v);
-        }
-    }
-    by_ip
-        .into_iter()
-        .filter(|(_, holders)| {
-            holders.len() > 1
-                && holders.iter().any(|h| {
-                    h.request
-                        .as_ref()
-                        .map(|r| r.sharing_key.as_deref().unwrap_or("").is_empty())
-                        .unwrap_or(true)
-                })
-        })
-        .map(|(ip, _)| ip.to_string())
-        .collect()
 }
 
 #[cfg(test)]

@@ -83,8 +83,9 @@ pub struct Options {
 /// RFC 8326's well-known GRACEFUL_SHUTDOWN community, 65535:0.
 pub const GRACEFUL_SHUTDOWN: Community = Community::Standard(0xFFFF_0000);
 
-/// This node, as far as the decision cares.
-#[derive(Debug, Clone, Default)]
+/// This node, as far as the decision cares (comparable, so an unchanged Node update is
+/// skipped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeView {
     /// `metadata.name`.
     pub name: String,

@@ -472,7 +472,7 @@ impl Driver {
             self.publish_with(&Decision::default());
             return;
         };
-        let opts = self.decision_options(&node.view.to_view());
+        let opts = self.decision_options(&node.view);
         let empty = Config::default();
         let config = self.config.as_ref().unwrap_or(&empty);
         if self.peers_dirty {
@@ -512,7 +512,7 @@ impl Driver {
             });
         }
         let views = self.cache.service_views();
-        let mut decision = decision::decide(config, &node.view.to_view(), &views, &opts);
+        let mut decision = decision::decide(config, &node.view, &views, &opts);
         let local = LocalAddrs {
             ipv4: node.ipv4(),
             ipv6: node.ipv6(),

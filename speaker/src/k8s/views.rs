@@ -5,7 +5,6 @@
 //! Unparseable values (an ingress IP that is not an IP, a pod CIDR that is not a CIDR) are
 //! skipped with a log line, never a panic.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -149,37 +148,9 @@ impl SliceInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     /// What the decision sees.
-    pub view: NodeViewEq,
+    pub view: NodeView,
     /// `status.addresses` of type InternalIP (then ExternalIP), in order.
     pub addresses: Vec<IpAddr>,
-}
-
-/// [`NodeView`] with equality, so unchanged Node updates can be skipped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NodeViewEq {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.labels`.
-    pub labels: BTreeMap<String, String>,
-    /// `NetworkUnavailable` is True.
-    pub network_unavailable: bool,
-    /// `spec.podCIDRs`.
-    pub pod_cidrs: Vec<IpNet>,
-    /// `spec.unschedulable`.
-    pub unschedulable: bool,
-}
-
-impl NodeViewEq {
-    /// The decision's view.
-    pub fn to_view(&self) -> NodeView {
-        NodeView {
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            network_unavailable: self.network_unavailable,
-            pod_cidrs: self.pod_cidrs.clone(),
-            unschedulable: self.unschedulable,
-        }
-    }
 }
 
 impl NodeInfo {
@@ -228,7 +199,7 @@ impl NodeInfo {
             }
         }
         NodeInfo {
-            view: NodeViewEq {
+            view: NodeView {
                 name,
                 labels: node.metadata.labels.clone().unwrap_or_default(),
                 network_unavailable,
