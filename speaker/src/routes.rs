@@ -39,9 +39,8 @@ const AS_TRANS: u16 = 23456;
 pub fn link_bandwidth(weight: &Weight) -> ExtendedCommunity {
     let asn = u16::try_from(weight.local_as).unwrap_or(AS_TRANS);
     let bytes = weight.total() as f32 * BANDWIDTH_PER_ENDPOINT;
-    let lb = LinkBandwidth::new(asn, bytes, true)
-        .or_else(|| LinkBandwidth::new(asn, f32::MAX, true))
-        .expect("f32::MAX is finite and positive");
+    // At most u32::MAX x 125,000 = 5.4e14 bytes/s: always finite and not negative.
+    let lb = LinkBandwidth::new(asn, bytes, true).expect("a finite, non-negative bandwidth");
     ExtendedCommunity::LinkBandwidth(lb)
 }
 
