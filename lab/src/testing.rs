@@ -102,6 +102,30 @@ pub fn host(ip: std::net::Ipv4Addr) -> ipnet::IpNet {
     ipnet::IpNet::V4(ipnet::Ipv4Net::from(ip))
 }
 
+/// The IPv4 addresses of nodes `ns` (the next hops the router should have).
+pub fn node_ips(ns: &[u8]) -> Vec<std::net::IpAddr> {
+    ns.iter()
+        .map(|n| std::net::IpAddr::V4(crate::topology::addr::node(*n)))
+        .collect()
+}
+
+/// Waits until the seed lab is serving: the three nodes' sessions, the demo Service's
+/// EXTERNAL-IP, and its /32 with the three nodes as ECMP next hops (RIB and FIB).
+/// Returns the IP; panics with what is missing.
+pub fn seed_ready(lab: &crate::netlab::NetLab) -> std::net::Ipv4Addr {
+    use std::time::Duration;
+    lab.wait_sessions(3, Duration::from_secs(30))
+        .expect("3 BGP sessions");
+    let ip = lab
+        .wait_service_ip(Duration::from_secs(20))
+        .expect("EXTERNAL-IP");
+    let hops = lab
+        .wait_paths(host(ip), 3, Duration::from_secs(20))
+        .expect("three ECMP paths");
+    assert_eq!(hops, node_ips(&[1, 2, 3]));
+    ip
+}
+
 /// The seed ConfigMap's configuration with a short hold time (for the silent-node test).
 pub fn config_with_hold_time(secs: u32) -> String {
     format!(

@@ -53,22 +53,10 @@ fn up(router: RouterKind, config: String, speaker_args: &[&str]) -> Option<NetLa
     Some(NetLab::up(spec, &mut |_| {}).unwrap_or_else(|e| panic!("{router:?}: {e:#}")))
 }
 
-fn nodes(ns: &[u8]) -> Vec<IpAddr> {
-    ns.iter().map(|n| IpAddr::V4(addr::node(*n))).collect()
-}
+use ferrolb_lab::testing::node_ips as nodes;
 
 fn ready(lab: &NetLab) -> IpNet {
-    lab.wait_sessions(3, Duration::from_secs(30))
-        .expect("3 BGP sessions");
-    let ip = lab
-        .wait_service_ip(Duration::from_secs(20))
-        .expect("EXTERNAL-IP");
-    let prefix = ferrolb_lab::testing::host(ip);
-    let hops = lab
-        .wait_paths(prefix, 3, Duration::from_secs(20))
-        .expect("three ECMP paths");
-    assert_eq!(hops, nodes(&[1, 2, 3]));
-    prefix
+    ferrolb_lab::testing::host(ferrolb_lab::testing::seed_ready(lab))
 }
 
 /// Samples the router's FIB next hops for `prefix` every 10 ms until stopped; returns

@@ -43,16 +43,7 @@ fn nodes(ns: &[u8]) -> Vec<IpAddr> {
 
 /// Waits for all sessions, the Service IP and three paths; returns the IP.
 fn ready(lab: &NetLab) -> Ipv4Addr {
-    lab.wait_sessions(3, Duration::from_secs(30))
-        .expect("3 BGP sessions");
-    let ip = lab
-        .wait_service_ip(Duration::from_secs(20))
-        .expect("EXTERNAL-IP");
-    let hops = lab
-        .wait_paths(host(ip), 3, Duration::from_secs(20))
-        .expect("three ECMP paths");
-    assert_eq!(hops, nodes(&[1, 2, 3]));
-    ip
+    ferrolb_lab::testing::seed_ready(lab)
 }
 
 /// Waits until the RIB and FIB for `prefix` have exactly `want` next hops; returns how long.

@@ -85,11 +85,7 @@ fn until_ratio(lab: &NetLab, prefix: IpNet, want: [u32; 3], timeout: Duration) -
 
 fn weighted_ecmp_follows_ready_endpoints(kind: ApiServerKind) {
     let Some(lab) = up(kind) else { return };
-    lab.wait_sessions(3, Duration::from_secs(30))
-        .expect("3 BGP sessions");
-    let ip = lab
-        .wait_service_ip(Duration::from_secs(20))
-        .expect("EXTERNAL-IP");
+    let ip = ferrolb_lab::testing::seed_ready(&lab);
     let prefix = ferrolb_lab::testing::host(ip);
     // Three ready pods on every node: equal weights (the same bandwidth on every path).
     until_ratio(&lab, prefix, [1, 1, 1], Duration::from_secs(30));
