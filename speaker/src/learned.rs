@@ -107,6 +107,10 @@ pub struct PodRouteFeed {
     /// Cancelled when the speaker shuts down; the installer should then stop (and decide
     /// itself whether to leave its routes in place).
     pub cancel: CancellationToken,
+    /// The stop is a restart (`--on-sigterm restart`): leave the routes for the next
+    /// instance, which adopts them, instead of removing them (pod-to-pod traffic from this
+    /// node keeps flowing while the speaker restarts).
+    pub keep_routes_on_stop: bool,
 }
 
 /// Starts a pod-route installer task (see [`crate::Options::pod_route_installer`]).

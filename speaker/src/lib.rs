@@ -204,6 +204,7 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
                 node_pod_cidrs,
                 report: installed_tx,
                 cancel: cancel.child_token(),
+                keep_routes_on_stop: opts.stop_mode == StopMode::Restart,
             }));
         }
         // Nobody installs: learned routes are taken and dropped, so the feed never

@@ -525,6 +525,17 @@ impl RunningInstaller {
         opts: PodRoutesOptions,
         node_pod_cidrs: Option<&[&str]>,
     ) -> RunningInstaller {
+        Self::start_with(rt, opts, node_pod_cidrs, false)
+    }
+
+    /// [`RunningInstaller::start`]; `keep_routes_on_stop` as the daemon sets it for
+    /// `--on-sigterm restart`.
+    fn start_with(
+        rt: &tokio::runtime::Runtime,
+        opts: PodRoutesOptions,
+        node_pod_cidrs: Option<&[&str]>,
+        keep_routes_on_stop: bool,
+    ) -> RunningInstaller {
         use ferrolb_speaker::learned::{PodRouteContext, PodRouteFeed, PodRouteReport};
         use tokio::sync::watch;
 
@@ -540,6 +551,7 @@ impl RunningInstaller {
             node_pod_cidrs: node_rx,
             report: report_tx,
             cancel: cancel.clone(),
+            keep_routes_on_stop,
         };
         let task = {
             let _enter = rt.enter();
@@ -627,6 +639,37 @@ fn installer_follows_the_daemons_learned_table_and_cleans_up_on_shutdown() {
     t.wait_routes("route back", pod3, &p, |rs| rs.len() == 1);
     inst.stop(&rt);
     assert!(ours_for(&t, pod3).is_empty(), "shutdown removes our routes");
+}
+
+/// A stop for a restart (`--on-sigterm restart`) leaves the routes in the kernel for the
+/// next instance to adopt, so pods keep reaching the other nodes meanwhile.
+#[test]
+fn restart_stop_leaves_the_routes_for_the_next_instance() {
+    if skip() {
+        return;
+    }
+    let t = Topo::new();
+    let rt = runtime();
+    let p = ours();
+    let inst = RunningInstaller::start_with(
+        &rt,
+        PodRoutesOptions {
+            netns: Some(t.netns_path()),
+            coalesce: Duration::from_millis(20),
+            ..Default::default()
+        },
+        Some(&["10.244.0.0/16"]),
+        true,
+    );
+    let pod3 = net("10.244.3.0/24");
+    inst.routes.learned(ip("10.1.0.1"), pod3, ip("10.1.0.1"));
+    t.wait_routes("route in", pod3, &p, |rs| rs.len() == 1);
+    inst.stop(&rt);
+    assert_eq!(
+        ours_for(&t, pod3).len(),
+        1,
+        "a restart leaves our routes for the successor"
+    );
 }
 
 /// One unusable gateway must not take a whole ECMP route down: the kernel refuses a

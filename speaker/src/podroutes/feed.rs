@@ -7,9 +7,10 @@
 //! reports what is in the kernel back for the status page.
 //!
 //! On shutdown (the feed's cancel token) our routes are removed: the BGP sessions that
-//! justified them are being closed, which is the same as a session drop. A speaker that
-//! is killed instead leaves them, and its successor adopts them (see the module doc of
-//! [`super`]).
+//! justified them are being closed, which is the same as a session drop. Except on a
+//! restart (`--on-sigterm restart`, [`PodRouteFeed::keep_routes_on_stop`]): then, as when
+//! a speaker is killed, they stay and the successor adopts them (see the module doc of
+//! [`super`]), so this node's pods keep reaching the others while the speaker restarts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -35,6 +36,7 @@ async fn follow(opts: PodRoutesOptions, feed: PodRouteFeed) {
         mut node_pod_cidrs,
         report,
         cancel,
+        keep_routes_on_stop,
     } = feed;
     let base = opts.exclusions.clone();
     let (routes, task) = PodRoutes::spawn(opts, learned);
@@ -70,7 +72,10 @@ async fn follow(opts: PodRoutesOptions, feed: PodRouteFeed) {
             }
         }
     }
-    match routes.stop(true).await {
+    match routes.stop(!keep_routes_on_stop).await {
+        Ok(_) if keep_routes_on_stop => {
+            info!("pod routes left in the kernel for the next instance (restart)");
+        }
         Ok(r) => info!(
             removed = r.applied,
             failed = r.failed,
