@@ -320,6 +320,48 @@ fn requests_avoid(lab: &NetLab, prefix: IpNet, drained: u8) {
     );
 }
 
+/// Waits until node `n`'s path to `prefix` carries GRACEFUL_SHUTDOWN on the router;
+/// returns every such path with its LOCAL_PREF.
+fn wait_gshut_path(lab: &NetLab, prefix: IpNet, n: u8) -> Vec<(IpAddr, Option<u32>)> {
+    lab.wait(
+        &format!("node {n}'s path with GRACEFUL_SHUTDOWN"),
+        Duration::from_secs(3),
+        || {
+            let paths = lab.router().graceful_shutdown_paths(prefix)?;
+            Ok(paths
+                .iter()
+                .any(|(h, _)| *h == IpAddr::V4(addr::node(n)))
+                .then_some(paths))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{:?}: {e:#}", lab.spec().router))
+}
+
+/// Waits until the router's RIB has no path to `prefix` via node `n`.
+fn wait_withdrawn(lab: &NetLab, prefix: IpNet, n: u8, timeout: Duration) {
+    lab.wait(&format!("node {n}'s path withdrawn"), timeout, || {
+        let rib = lab.rib_next_hops(prefix)?;
+        Ok((!rib.contains(&IpAddr::V4(addr::node(n)))).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{:?}: {e:#}", lab.spec().router));
+}
+
+/// Merge-patches node `n`'s Node object.
+fn patch_node(lab: &NetLab, n: u8, patch: serde_json::Value) {
+    lab.kube(move |c| async move {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c);
+        nodes
+            .patch(
+                &Names::node_name(n),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await?;
+        Ok(())
+    })
+    .unwrap();
+}
+
 fn drain_on_sigterm_label_and_cordon(router: RouterKind) {
     let period: u32 = 4;
     let Some(lab) = up(
@@ -342,19 +384,7 @@ fn drain_on_sigterm_label_and_cordon(router: RouterKind) {
     let pid = lab.pid("speaker-3").expect("speaker-3 runs");
     let t0 = Instant::now();
     ferrolb_lab::procs::signal(pid, Signal::SIGTERM);
-    let marked = lab
-        .wait(
-            "node 3's path with GRACEFUL_SHUTDOWN",
-            Duration::from_secs(3),
-            || {
-                let paths = lab.router().graceful_shutdown_paths(prefix)?;
-                Ok(paths
-                    .iter()
-                    .any(|(h, _)| *h == IpAddr::V4(addr::node(3)))
-                    .then_some(paths))
-            },
-        )
-        .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    let marked = wait_gshut_path(&lab, prefix, 3);
     assert!(
         marked.iter().all(|(_, lp)| *lp == Some(0)),
         "{router:?}: the router's policy gives drained paths LOCAL_PREF 0: {marked:?}"
@@ -382,53 +412,23 @@ fn drain_on_sigterm_label_and_cordon(router: RouterKind) {
         exited >= Duration::from_secs(u64::from(period) - 1),
         "{router:?}: exited after {exited:?}, before the drain period"
     );
-    lab.wait("node 3's path withdrawn", Duration::from_secs(5), || {
-        let rib = lab.rib_next_hops(prefix)?;
-        Ok((!rib.contains(&IpAddr::V4(addr::node(3)))).then_some(()))
-    })
-    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    wait_withdrawn(&lab, prefix, 3, Duration::from_secs(5));
 
     // The exclusion label on node 2: the same drain without a stop.
     let t0 = Instant::now();
-    lab.kube(|c| async move {
-        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c);
-        nodes
-            .patch(
-                &Names::node_name(2),
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
-                    "node.kubernetes.io/exclude-from-external-load-balancers": ""}}})),
-            )
-            .await?;
-        Ok(())
-    })
-    .unwrap();
-    lab.wait(
-        "node 2's path with GRACEFUL_SHUTDOWN",
-        Duration::from_secs(3),
-        || {
-            let paths = lab.router().graceful_shutdown_paths(prefix)?;
-            Ok(paths
-                .iter()
-                .any(|(h, _)| *h == IpAddr::V4(addr::node(2)))
-                .then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    patch_node(
+        &lab,
+        2,
+        serde_json::json!({"metadata": {"labels": {
+            "node.kubernetes.io/exclude-from-external-load-balancers": ""}}}),
+    );
+    wait_gshut_path(&lab, prefix, 2);
     lab.wait("FIB on node 1 only", Duration::from_secs(3), || {
         Ok((lab.fib_next_hops(prefix)? == nodes(&[1])).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
     requests_avoid(&lab, prefix, 2);
-    lab.wait(
-        "node 2's path withdrawn after the drain period",
-        Duration::from_secs(u64::from(period) + 5),
-        || {
-            let rib = lab.rib_next_hops(prefix)?;
-            Ok((!rib.contains(&IpAddr::V4(addr::node(2)))).then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{router:?}: {e:#}"));
+    wait_withdrawn(&lab, prefix, 2, Duration::from_secs(u64::from(period) + 5));
     assert!(
         t0.elapsed() >= Duration::from_secs(u64::from(period) - 1),
         "{router:?}: withdrawn after {:?}, before the drain period",
@@ -436,39 +436,13 @@ fn drain_on_sigterm_label_and_cordon(router: RouterKind) {
     );
 
     // A cordon on node 1 (`--drain-on-cordon`): drained the same way, then withdrawn.
-    lab.kube(|c| async move {
-        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(c);
-        nodes
-            .patch(
-                &Names::node_name(1),
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
-            )
-            .await?;
-        Ok(())
-    })
-    .unwrap();
-    lab.wait(
-        "node 1's path with GRACEFUL_SHUTDOWN",
-        Duration::from_secs(3),
-        || {
-            let paths = lab.router().graceful_shutdown_paths(prefix)?;
-            Ok(paths
-                .iter()
-                .any(|(h, _)| *h == IpAddr::V4(addr::node(1)))
-                .then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{router:?} cordon: {e:#}"));
-    lab.wait(
-        "node 1's path withdrawn after the drain period",
-        Duration::from_secs(u64::from(period) + 5),
-        || {
-            let rib = lab.rib_next_hops(prefix)?;
-            Ok((!rib.contains(&IpAddr::V4(addr::node(1)))).then_some(()))
-        },
-    )
-    .unwrap_or_else(|e| panic!("{router:?} cordon: {e:#}"));
+    patch_node(
+        &lab,
+        1,
+        serde_json::json!({"spec": {"unschedulable": true}}),
+    );
+    wait_gshut_path(&lab, prefix, 1);
+    wait_withdrawn(&lab, prefix, 1, Duration::from_secs(u64::from(period) + 5));
 }
 
 /// One speaker after another restarted under client traffic (SIGTERM, a second away,
