@@ -21,9 +21,19 @@ pub fn pool_status(pool: &Pool, assigned: impl IntoIterator<Item = IpAddr>) -> I
         .into_iter()
         .filter(|ip| pool.contains(*ip))
         .collect();
-    let (v4, v6): (Vec<&IpAddr>, Vec<&IpAddr>) = held.iter().partition(|ip| ip.is_ipv4());
-    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-    let (assigned_ipv4, assigned_ipv6) = (count(v4.len()), count(v6.len()));
+    let v4 = held.iter().filter(|ip| ip.is_ipv4()).count();
+    pool_status_of_counts(pool, v4 as u128, (held.len() - v4) as u128)
+}
+
+/// The status of `pool` when its Services hold `assigned_ipv4` and `assigned_ipv6`
+/// distinct addresses of it (what the controller's allocator counts).
+pub fn pool_status_of_counts(
+    pool: &Pool,
+    assigned_ipv4: u128,
+    assigned_ipv6: u128,
+) -> IPAddressPoolStatus {
+    let count = |n: u128| i64::try_from(n).unwrap_or(i64::MAX);
+    let (assigned_ipv4, assigned_ipv6) = (count(assigned_ipv4), count(assigned_ipv6));
     let usable = |v4: bool| -> i64 {
         let total: u128 = pool
             .addresses

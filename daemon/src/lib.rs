@@ -10,6 +10,7 @@
 //! means a fix to any of them reaches both daemons.
 
 pub mod client;
+pub mod config_source;
 pub mod events;
 pub mod ratelog;
 pub mod rejection;

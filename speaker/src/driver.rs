@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use ferrolb_bgp::session::SpeakerEvent;
 use ferrolb_config::Config;
+use ferrolb_daemon::config_source::{self, ConfigState};
 use ferrolb_daemon::watch::watch;
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
@@ -96,7 +97,8 @@ pub(crate) struct Driver {
     relist_services: Option<HashSet<String>>,
     relist_slices: Option<HashSet<String>>,
     config: Option<Config>,
-    config_text: Option<Option<String>>,
+    /// The newest configuration state (its generation tells a reload).
+    config_state: ConfigState,
     config_report: ConfigReport,
     sessions: Sessions,
     bfd: BfdSessions,
@@ -146,7 +148,7 @@ impl Driver {
             relist_services: None,
             relist_slices: None,
             config: None,
-            config_text: None,
+            config_state: ConfigState::default(),
             config_report: ConfigReport::default(),
             sessions,
             bfd,
@@ -190,15 +192,14 @@ impl Driver {
         let svc_api: Api<Service> = Api::all(client.clone());
         let eps_api: Api<EndpointSlice> = Api::all(client.clone());
         let node_api: Api<Node> = Api::all(client.clone());
-        let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.namespace);
         let mut services = watch(svc_api, watcher::Config::default(), "services");
         let mut slices = watch(eps_api, watcher::Config::default(), "endpointslices");
         let node_cfg =
             watcher::Config::default().fields(&format!("metadata.name={}", self.node_name));
         let mut nodes = watch(node_api, node_cfg, "node");
-        let cm_cfg =
-            watcher::Config::default().fields(&format!("metadata.name={}", self.config_name));
-        let mut configs = watch(cm_api, cm_cfg, "configmap");
+        let mut source_opts = config_source::Options::new(&self.namespace, &self.config_name);
+        source_opts.read_secrets = true;
+        let mut configs = config_source::spawn(client, source_opts, cancel.child_token());
         let mut retry = tokio::time::interval(PEER_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -226,11 +227,10 @@ impl Driver {
                     Ok(None) => break,
                     Err(e) => self.watch_error("node", &e),
                 },
-                ev = configs.try_next() => match ev {
-                    Ok(Some(ev)) => self.on_config(ev),
-                    Ok(None) => break,
-                    Err(e) => self.watch_error("configmap", &e),
-                },
+                Ok(()) = configs.changed() => {
+                    let state = configs.borrow_and_update().clone();
+                    self.on_config_state(state);
+                }
                 Some(ev) = bgp_events.recv() => self.on_bgp(ev),
                 _ = retry.tick(), if retry_wanted => {
                     self.peers_dirty = true;
@@ -382,62 +382,38 @@ impl Driver {
         }
     }
 
-    fn on_config(&mut self, ev: Event<ConfigMap>) {
-        match ev {
-            Event::Init => {}
-            Event::InitApply(cm) | Event::Apply(cm) => {
-                self.metrics.updates.inc();
-                let text = cm.data.as_ref().and_then(|d| d.get("config")).cloned();
-                self.load_config(text);
-            }
-            Event::Delete(_) => {
-                self.metrics.updates.inc();
-                self.load_config(None);
-            }
-            Event::InitDone => {
-                if self.config_text.is_none() {
-                    self.load_config(None);
-                }
-                self.synced.config = true;
-                self.dirty = true;
-            }
+    /// A new configuration state (either source, see `ferrolb_daemon::config_source`). A
+    /// bad or missing input leaves the configuration in force untouched (sessions and
+    /// announcements stay exactly as they are) and marks it stale.
+    fn on_config_state(&mut self, st: ConfigState) {
+        self.metrics.updates.inc();
+        let reload = st.generation != self.config_state.generation;
+        let newly_synced = st.synced && !self.synced.config;
+        self.synced.config = st.synced;
+        self.config_state = st;
+        if reload && let Some(cfg) = &self.config_state.config {
+            self.config = Some((**cfg).clone());
+            self.metrics.config_loaded.set(1);
+            self.peers_dirty = true;
+            self.dirty = true;
         }
-    }
-
-    /// Take a new ConfigMap content. A bad or missing configuration leaves the one in force
-    /// untouched (sessions and announcements stay exactly as they are) and marks it stale.
-    fn load_config(&mut self, text: Option<String>) {
-        if self.config_text.as_ref() == Some(&text) {
-            return;
+        if newly_synced {
+            self.dirty = true;
         }
-        self.config_text = Some(text.clone());
-        let cm = key_of(&self.namespace, &self.config_name);
-        let Some(text) = text else {
-            let reason = format!("ConfigMap {cm} (key `config`) not found");
-            tracing::error!(configmap = %cm, "no configuration: {reason}; keeping the one in force, if any");
-            self.set_stale(reason);
-            return;
-        };
-        match ferrolb_config::parse_config(&text) {
-            Ok(parsed) => {
-                for w in &parsed.warnings {
-                    tracing::warn!(configmap = %cm, warning = %w, "configuration warning");
-                }
-                tracing::info!(configmap = %cm, peers = parsed.config.peers.len(), pools = parsed.config.pools.len(), "configuration loaded");
-                self.config = Some(parsed.config);
+        let source = self.config_state.origin.map(|o| o.as_str());
+        match self.config_state.stale.clone() {
+            None => {
+                self.metrics.config_stale.set(0);
                 self.config_report = ConfigReport {
-                    loaded: true,
+                    loaded: self.config.is_some(),
                     stale: false,
                     last_error: None,
+                    source,
                 };
-                self.metrics.config_loaded.set(1);
-                self.metrics.config_stale.set(0);
-                self.peers_dirty = true;
-                self.dirty = true;
             }
-            Err(errors) => {
-                let reason = errors.lines().join("; ");
-                tracing::error!(configmap = %cm, errors = %reason, "configuration rejected; keeping the one in force");
+            Some(reason) => {
+                self.config_report.loaded = self.config.is_some();
+                self.config_report.source = source;
                 self.set_stale(reason);
             }
         }

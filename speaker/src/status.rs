@@ -58,6 +58,8 @@ pub struct ConfigReport {
     pub stale: bool,
     /// Why it was rejected.
     pub last_error: Option<String>,
+    /// Where the configuration in force came from (`configmap`, `custom resources`).
+    pub source: Option<&'static str>,
 }
 
 /// Everything the status page shows.
@@ -118,9 +120,12 @@ impl StatusReport {
         let config = if !self.config.loaded {
             "not loaded".to_string()
         } else if self.config.stale {
-            "loaded, STALE (newest ConfigMap rejected, previous one in force)".to_string()
+            format!(
+                "loaded from {}, STALE (newest input rejected or missing, previous one in force)",
+                self.config.source.unwrap_or("?")
+            )
         } else {
-            "loaded".to_string()
+            format!("loaded from {}", self.config.source.unwrap_or("?"))
         };
         let _ = writeln!(o, "        Version: ferrolb-speaker {}", self.version);
         let _ = writeln!(o, "           Node: {}", self.node);
@@ -310,6 +315,7 @@ mod tests {
                 loaded: true,
                 stale: true,
                 last_error: Some("peers[0].hold-time: bad".into()),
+                source: Some("configmap"),
             },
             peers: vec![
                 PeerReport {

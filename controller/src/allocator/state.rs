@@ -320,6 +320,8 @@ impl Allocator {
                 pool: p.name.clone(),
                 addresses_total: p.addresses_total,
                 in_use: u.used[0].len().saturating_add(u.used[1].len()),
+                in_use_ipv4: u.used[0].len(),
+                in_use_ipv6: u.used[1].len(),
                 services_allocated: u.services,
             })
             .collect()

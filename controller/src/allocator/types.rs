@@ -223,6 +223,10 @@ pub struct PoolStats {
     pub addresses_total: u128,
     /// Distinct addresses held by at least one Service (a shared IP counts once).
     pub in_use: u128,
+    /// Of [`Self::in_use`], the IPv4 addresses (for the IPAddressPool status).
+    pub in_use_ipv4: u128,
+    /// Of [`Self::in_use`], the IPv6 addresses.
+    pub in_use_ipv6: u128,
     /// Services holding IPs from this pool.
     pub services_allocated: usize,
 }

@@ -1,18 +1,8 @@
-//! From the ConfigMap's `config` text to the allocator's pools.
+//! From the configuration model (either source) to the allocator's pools.
 
 use ferrolb_config::{NodeSelector, SelectorOperator};
 
 use crate::allocator::{LabelMatcher, Pool, PoolRange, PoolSet, ServiceAllocation};
-
-/// Parse the MetalLB configuration and build the allocator's pools (config order kept).
-/// Errors are one line each, naming the path in the document.
-pub fn pools_from_text(text: &str) -> Result<PoolSet, Vec<String>> {
-    let parsed = ferrolb_config::parse_config(text).map_err(|e| e.lines())?;
-    for w in &parsed.warnings {
-        tracing::warn!(path = %w.path, message = %w.message, "configuration warning");
-    }
-    pools_from_config(&parsed.config).map_err(|e| vec![e])
-}
 
 /// Convert the config crate's pools.
 pub fn pools_from_config(cfg: &ferrolb_config::Config) -> Result<PoolSet, String> {
@@ -77,6 +67,11 @@ fn selector_text(s: &NodeSelector) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pools_from_text(text: &str) -> Result<PoolSet, Vec<String>> {
+        let parsed = ferrolb_config::parse_config(text).map_err(|e| e.lines())?;
+        pools_from_config(&parsed.config).map_err(|e| vec![e])
+    }
 
     #[test]
     fn converts_pools_in_order() {

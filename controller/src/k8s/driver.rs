@@ -1,4 +1,5 @@
-//! The controller loop: watches Services and the ConfigMap, decides with the
+//! The controller loop: watches Services and the configuration (the ConfigMap or the
+//! `metallb.io` CRs, through `ferrolb_daemon::config_source`), decides with the
 //! [`Reconciler`], writes with the [`Writer`], and only while holding the leader Lease.
 //!
 //! Level-triggered: every watch event only marks a Service key dirty; reconciling a key
@@ -12,20 +13,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ferrolb_daemon::Identity;
+use ferrolb_daemon::config_source::{self, ConfigState, Origin};
 use ferrolb_daemon::ratelog::LogLimiter;
 use ferrolb_daemon::rejection::{Failure, Kind};
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::allocator::PoolSet;
-use crate::events::{EventSink, EventSpec, Regarding, Severity};
+use crate::events::EventSink;
 use crate::http::Health;
-use crate::k8s::config::{pools_from_config, pools_from_text};
+use crate::k8s::config::pools_from_config;
 use crate::k8s::namespaces::{NamespaceCache, SlimNamespace};
+use crate::k8s::pool_status::{PoolStatusWriter, Statuses};
 use crate::k8s::service::{SvcView, key_of};
 use crate::k8s::slim::SlimService;
 use crate::k8s::writer::{Submit, Writer};
@@ -45,8 +47,10 @@ pub(crate) struct Driver {
     relist: Option<HashSet<String>>,
     svc_synced: bool,
     cm_synced: bool,
-    /// Raw text of the last ConfigMap content handled (to skip unchanged updates).
-    last_config_text: Option<Option<String>>,
+    /// The newest configuration state (generation and input seen).
+    config_state: ConfigState,
+    /// `IPAddressPool.status` writes (CR configuration only).
+    pool_status: Option<PoolStatusWriter>,
     /// The configuration in force (last good one).
     pools: Option<PoolSet>,
     /// Namespace labels (for `serviceAllocation.namespaceSelectors`).
@@ -89,7 +93,8 @@ impl Driver {
             relist: None,
             svc_synced: false,
             cm_synced: false,
-            last_config_text: None,
+            config_state: ConfigState::default(),
+            pool_status: None,
             pools: None,
             namespaces: NamespaceCache::default(),
             rec: None,
@@ -114,15 +119,25 @@ impl Driver {
         let ns_api: Api<SlimNamespace> = Api::all(client.clone());
         let mut ns_events =
             ferrolb_daemon::watch::watch(ns_api, watcher::Config::default(), "namespaces");
-        let cm_api: Api<ConfigMap> = Api::namespaced(client, &self.opts.namespace);
         let mut svc_events =
             ferrolb_daemon::watch::watch(svc_api, watcher::Config::default(), "services");
-        let cm_cfg =
-            watcher::Config::default().fields(&format!("metadata.name={}", self.opts.config_name));
-        let mut cm_events = ferrolb_daemon::watch::watch(cm_api, cm_cfg, "configmap");
         let mut leader = self.leader.clone();
+        let mut config: Option<watch::Receiver<ConfigState>> = None;
         if let Some(cfg) = self.opts.config_override.clone() {
             self.use_fixed_config(&cfg);
+        } else {
+            let opts = config_source::Options::new(&self.opts.namespace, &self.opts.config_name);
+            config = Some(config_source::spawn(
+                client.clone(),
+                opts,
+                cancel.child_token(),
+            ));
+            self.pool_status = Some(PoolStatusWriter::spawn(
+                client,
+                &self.opts.namespace,
+                self.writer.identity(),
+                cancel.child_token(),
+            ));
         }
         self.on_leader_change(leader.current());
 
@@ -139,13 +154,12 @@ impl Driver {
                         self.metrics.update_errors.inc();
                     }
                 },
-                ev = cm_events.try_next() => match ev {
-                    Ok(Some(ev)) => self.on_config_event(ev),
-                    Ok(None) => break,
-                    Err(_) => {
-                        self.metrics.update_errors.inc();
+                Ok(()) = changed(&mut config) => {
+                    let state = config.as_mut().map(|c| c.borrow_and_update().clone());
+                    if let Some(state) = state {
+                        self.on_config_state(state);
                     }
-                },
+                }
                 ev = ns_events.try_next() => match ev {
                     Ok(Some(ev)) => self.on_namespace_event(ev),
                     Ok(None) => break,
@@ -203,6 +217,8 @@ impl Driver {
         self.health.leader.store(is_leader, Ordering::Relaxed);
         self.metrics.is_leader.set(i64::from(is_leader));
         if is_leader {
+            // Events about the configuration were left to the leader before.
+            self.publish_config_events();
             self.maybe_activate();
         } else if self.rec.is_some() {
             tracing::warn!("not leader any more: stopping all writes");
@@ -358,75 +374,64 @@ impl Driver {
         self.cm_synced = true;
     }
 
-    fn on_config_event(&mut self, ev: Event<ConfigMap>) {
-        if self.opts.config_override.is_some() {
-            return;
+    /// A new configuration state: reload on a new generation, Events for a new input.
+    fn on_config_state(&mut self, st: ConfigState) {
+        self.metrics.config_stale.set(i64::from(st.stale.is_some()));
+        let new_input = st.input != self.config_state.input;
+        let new_generation = st.generation != self.config_state.generation;
+        let was_synced = self.cm_synced;
+        self.cm_synced = st.synced;
+        self.config_state = st;
+        if new_input && self.leader.is_leader() {
+            self.publish_config_events();
         }
-        match ev {
-            Event::Init | Event::InitDone => {
-                if matches!(ev, Event::InitDone) {
-                    self.cm_synced = true;
-                    self.maybe_activate();
+        if new_generation && let Some(cfg) = self.config_state.config.clone() {
+            match pools_from_config(&cfg) {
+                Ok(pools) => self.use_pools(pools),
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration rejected by the allocator; keeping the last good one");
+                    self.metrics.config_stale.set(1);
                 }
             }
-            Event::InitApply(cm) | Event::Apply(cm) => self.on_config(&cm),
-            Event::Delete(_) => {
-                tracing::error!(
-                    configmap = %key_of(&self.opts.namespace, &self.opts.config_name),
-                    "configuration ConfigMap deleted: keeping the last good configuration"
-                );
-                self.metrics.config_stale.set(1);
-                self.last_config_text = None;
-            }
+        } else if !was_synced && self.cm_synced {
+            self.maybe_activate();
+        }
+        self.update_pool_metrics();
+    }
+
+    /// Warning Events on the objects of the newest input's errors and warnings.
+    fn publish_config_events(&self) {
+        let evs = config_source::events_for(
+            &self.config_state,
+            &self.opts.namespace,
+            &self.opts.config_name,
+        );
+        for ev in evs {
+            self.events.publish(ev);
         }
     }
 
-    fn on_config(&mut self, cm: &ConfigMap) {
-        let text = cm.data.as_ref().and_then(|d| d.get("config")).cloned();
-        if self.last_config_text.as_ref() == Some(&text) {
-            return;
-        }
-        self.last_config_text = Some(text.clone());
-        let cm_key = key_of(&self.opts.namespace, &self.opts.config_name);
-        match pools_from_text(text.as_deref().unwrap_or("")) {
-            Ok(pools) => {
-                tracing::info!(configmap = %cm_key, pools = pools.names().count(), "configuration loaded");
-                self.metrics.config_loaded.set(1);
-                self.metrics.config_stale.set(0);
-                self.health.config_loaded.store(true, Ordering::Relaxed);
-                self.pools = Some(pools.clone());
-                if let Some(rec) = &mut self.rec {
-                    let evicted = rec.set_pools(pools);
-                    if !evicted.is_empty() {
-                        tracing::warn!(
-                            count = evicted.len(),
-                            "config change invalidated IPs in use; re-allocating"
-                        );
-                    }
-                    self.enqueue_all();
-                    self.update_pool_metrics();
-                } else {
-                    self.maybe_activate();
-                }
+    fn use_pools(&mut self, pools: PoolSet) {
+        tracing::info!(
+            source = self.config_state.origin.map_or("", Origin::as_str),
+            configmap = %key_of(&self.opts.namespace, &self.opts.config_name),
+            pools = pools.names().count(),
+            "allocator configuration loaded"
+        );
+        self.metrics.config_loaded.set(1);
+        self.health.config_loaded.store(true, Ordering::Relaxed);
+        self.pools = Some(pools.clone());
+        if let Some(rec) = &mut self.rec {
+            let evicted = rec.set_pools(pools);
+            if !evicted.is_empty() {
+                tracing::warn!(
+                    count = evicted.len(),
+                    "config change invalidated IPs in use; re-allocating"
+                );
             }
-            Err(errors) => {
-                let message = format!("invalid config: {}", errors.join("; "));
-                tracing::error!(configmap = %cm_key, %message, "configuration rejected, keeping the last good one");
-                self.metrics.config_stale.set(1);
-                if self.leader.is_leader() {
-                    self.events.publish(EventSpec {
-                        regarding: Regarding {
-                            kind: "ConfigMap",
-                            namespace: self.opts.namespace.clone(),
-                            name: self.opts.config_name.clone(),
-                            uid: cm.metadata.uid.clone(),
-                        },
-                        severity: Severity::Warning,
-                        reason: "InvalidConfig",
-                        message,
-                    });
-                }
-            }
+            self.enqueue_all();
+        } else {
+            self.maybe_activate();
         }
     }
 
@@ -538,5 +543,37 @@ impl Driver {
                 .collect();
             self.metrics.set_pool_stats(&stats);
         }
+        self.update_pool_status();
+    }
+
+    /// Hands the IPAddressPool statuses to their writer: leader only, CR configuration only.
+    fn update_pool_status(&self) {
+        let (Some(writer), Some(rec), Some(cfg)) =
+            (&self.pool_status, &self.rec, &self.config_state.config)
+        else {
+            return;
+        };
+        if self.config_state.origin != Some(Origin::Resources) || !self.leader.is_leader() {
+            return;
+        }
+        let statuses: Statuses = rec
+            .pool_stats()
+            .into_iter()
+            .filter_map(|s| {
+                let pool = cfg.pools.iter().find(|p| p.name == s.pool)?;
+                let status =
+                    ferrolb_crds::status::pool_status_of_counts(pool, s.in_use_ipv4, s.in_use_ipv6);
+                Some((s.pool, status))
+            })
+            .collect();
+        writer.set(statuses);
+    }
+}
+
+/// The next change of the configuration state (never, without a source).
+async fn changed(rx: &mut Option<watch::Receiver<ConfigState>>) -> Result<(), ()> {
+    match rx {
+        Some(rx) => rx.changed().await.map_err(|_| ()),
+        None => std::future::pending().await,
     }
 }

@@ -70,6 +70,11 @@ pub struct Writer {
 
 impl Writer {
     /// A writer with `concurrency` writes in flight at most.
+    /// Who writes (field manager, user agent).
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     pub fn new(client: kube::Client, identity: Identity, concurrency: usize) -> Self {
         Self {
             client,

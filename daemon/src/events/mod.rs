@@ -46,7 +46,7 @@ impl Severity {
 /// The object an Event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Regarding {
-    /// `Service`, `ConfigMap`, ... (all core/v1).
+    /// `Service`, `ConfigMap`, `IPAddressPool`, ... ([`api_version`] gives its group).
     pub kind: &'static str,
     /// Namespace (the Event is written there).
     pub namespace: String,
@@ -207,6 +207,18 @@ pub struct Occurrences {
     pub last: Timestamp,
 }
 
+/// The `apiVersion` of an Event's object: ferrolb's configuration kinds are MetalLB's
+/// `metallb.io` ones, everything else it reports on is core/v1.
+pub fn api_version(kind: &str) -> &'static str {
+    match kind {
+        "BGPPeer" => "metallb.io/v1beta2",
+        "IPAddressPool" | "BGPAdvertisement" | "L2Advertisement" | "BFDProfile" | "Community" => {
+            "metallb.io/v1beta1"
+        }
+        _ => "v1",
+    }
+}
+
 /// The core/v1 Event for `ev` from `source`.
 pub fn build(source: &Source, ev: &EventSpec, o: &Occurrences) -> Event {
     let r = &ev.regarding;
@@ -217,7 +229,7 @@ pub fn build(source: &Source, ev: &EventSpec, o: &Occurrences) -> Event {
             ..Default::default()
         },
         involved_object: ObjectReference {
-            api_version: Some("v1".into()),
+            api_version: Some(api_version(r.kind).into()),
             kind: Some(r.kind.into()),
             name: Some(r.name.clone()),
             namespace: Some(r.namespace.clone()),

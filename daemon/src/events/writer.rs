@@ -239,7 +239,7 @@ impl Writer {
                 if let Some(held) = self.fail_log.allow() {
                     let r = &pending.ev.regarding;
                     tracing::warn!(
-                        object = %format!("{}/{} {}/{}", "v1", r.kind, r.namespace, r.name),
+                        object = %format!("{}/{} {}/{}", super::api_version(r.kind), r.kind, r.namespace, r.name),
                         reason = pending.ev.reason,
                         error = %e,
                         failed_total = n,

@@ -40,7 +40,7 @@ pub async fn apply_value(client: &Client, manager: &str, v: &Value) -> Result<()
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let ar = ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(group, version, kind),
-        &format!("{}s", kind.to_lowercase()),
+        &plural(kind),
     );
     let api: Api<DynamicObject> = match v.pointer("/metadata/namespace").and_then(Value::as_str) {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
@@ -98,6 +98,90 @@ pub async fn apply_rbac_manifests(client: &Client, manager: &str) -> Result<(), 
         apply_yaml(client, manager, text)
             .await
             .map_err(|e| ApplyError::Document(format!("{file}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The resource name of `kind` (Kubernetes' default pluralisation, enough for every kind
+/// ferrolb applies: `Community` -> `communities`).
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
+}
+
+/// `manifests/crds/`: MetalLB's six `metallb.io` CRDs as ferrolb generates them.
+pub const CRD_MANIFESTS: [(&str, &str); 6] = [
+    (
+        "manifests/crds/metallb.io_bfdprofiles.yaml",
+        include_str!("../../../manifests/crds/metallb.io_bfdprofiles.yaml"),
+    ),
+    (
+        "manifests/crds/metallb.io_bgpadvertisements.yaml",
+        include_str!("../../../manifests/crds/metallb.io_bgpadvertisements.yaml"),
+    ),
+    (
+        "manifests/crds/metallb.io_bgppeers.yaml",
+        include_str!("../../../manifests/crds/metallb.io_bgppeers.yaml"),
+    ),
+    (
+        "manifests/crds/metallb.io_communities.yaml",
+        include_str!("../../../manifests/crds/metallb.io_communities.yaml"),
+    ),
+    (
+        "manifests/crds/metallb.io_ipaddresspools.yaml",
+        include_str!("../../../manifests/crds/metallb.io_ipaddresspools.yaml"),
+    ),
+    (
+        "manifests/crds/metallb.io_l2advertisements.yaml",
+        include_str!("../../../manifests/crds/metallb.io_l2advertisements.yaml"),
+    ),
+];
+
+/// Applies [`CRD_MANIFESTS`] and waits (at most 30 s) until every CRD is `Established`, so
+/// its objects can be created and watched right after. Real API server only: the lab API
+/// server serves no CRDs.
+pub async fn apply_crd_manifests(client: &Client, manager: &str) -> Result<(), ApplyError> {
+    let mut names = Vec::new();
+    for (file, text) in CRD_MANIFESTS {
+        apply_yaml(client, manager, text)
+            .await
+            .map_err(|e| ApplyError::Document(format!("{file}: {e}")))?;
+        let v: Value =
+            serde_saphyr::from_str(text).map_err(|e| ApplyError::Document(e.to_string()))?;
+        if let Some(n) = v.pointer("/metadata/name").and_then(Value::as_str) {
+            names.push(n.to_string());
+        }
+    }
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    for name in names {
+        loop {
+            let established = api.get(&name).await.ok().is_some_and(|o| {
+                o.data
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Established" && c["status"] == "True")
+                    })
+            });
+            if established {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ApplyError::Document(format!(
+                    "CRD {name} not Established within 30 s"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
     Ok(())
 }

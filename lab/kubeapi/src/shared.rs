@@ -95,10 +95,34 @@ pub async fn reset(client: &kube::Client) -> Result<(), kube::Error> {
         resource("coordination.k8s.io", "v1", "Lease", "leases"),
         resource("", "v1", "Event", "events"),
         resource("", "v1", "Node", "nodes"),
+        // The metallb.io objects (their CRDs stay once a test installed them: deleting a
+        // CRD finishes asynchronously, and a later test applying it again would race).
+        resource("metallb.io", "v1beta1", "IPAddressPool", "ipaddresspools"),
+        resource(
+            "metallb.io",
+            "v1beta1",
+            "BGPAdvertisement",
+            "bgpadvertisements",
+        ),
+        resource(
+            "metallb.io",
+            "v1beta1",
+            "L2Advertisement",
+            "l2advertisements",
+        ),
+        resource("metallb.io", "v1beta2", "BGPPeer", "bgppeers"),
+        resource("metallb.io", "v1beta1", "BFDProfile", "bfdprofiles"),
+        resource("metallb.io", "v1beta1", "Community", "communities"),
+        resource("", "v1", "Secret", "secrets"),
     ];
     for ar in &kinds {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
-        let list = api.list_metadata(&ListParams::default()).await?;
+        let list = match api.list_metadata(&ListParams::default()).await {
+            Ok(list) => list,
+            // A CRD no test installed yet.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(e),
+        };
         let doomed: Vec<(Option<String>, String)> = list
             .items
             .into_iter()
