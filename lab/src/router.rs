@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use ferrolb_netns::{Family, KernelRoute, RibPath, RibRoute};
 
 use crate::procs::{self, StateDir};
@@ -507,6 +507,28 @@ impl Router {
         kernel_routes_family(&self.ns, family, Some(self.kind.kernel_proto()))
     }
 
+    /// FRR only: the standard communities of each IPv4 path to `prefix`, as FRR prints them
+    /// (`64500:1`; well-known ones by name), from `show bgp ipv4 unicast PREFIX json`
+    /// (FRR's table summary leaves communities out).
+    pub fn frr_path_communities(&self, prefix: ipnet::IpNet) -> Result<Vec<Vec<String>>> {
+        ensure!(self.kind == RouterKind::Frr, "FRR only");
+        let v: serde_json::Value =
+            serde_json::from_str(&self.vtysh(&format!("show bgp ipv4 unicast {prefix} json"))?)?;
+        Ok(v.get("paths")
+            .and_then(|p| p.as_array())
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                p.pointer("/community/string")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            })
+            .collect())
+    }
+
     /// The next hops of the IPv4 paths to `prefix` that carry the GRACEFUL_SHUTDOWN
     /// community (65535:0, RFC 8326), with the LOCAL_PREF the router gave them. BIRD and
     /// FRR (gobgpd is not asked).
@@ -580,7 +602,7 @@ impl Router {
     pub fn frr_connections_established(
         &self,
     ) -> Result<std::collections::BTreeMap<std::net::IpAddr, u64>> {
-        anyhow::ensure!(
+        ensure!(
             self.kind == RouterKind::Frr,
             "session counters are read from FRR only, not {:?}",
             self.kind

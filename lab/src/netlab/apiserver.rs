@@ -152,6 +152,9 @@ impl NetLab {
         let (url, ca) = (layout.url(), pki.ca.cert_pem.clone());
         let tokens = self.kube(move |c| async move {
             ferrolb_kubeapi::apply::apply_rbac_manifests(&c, "ferrolb-lab").await?;
+            // MetalLB's CRDs, as a MetalLB 0.13+ cluster has them: the daemons watch them
+            // from the start (with no objects the ConfigMap stays the configuration).
+            ferrolb_kubeapi::apply::apply_crd_manifests(&c, "ferrolb-lab").await?;
             let mut out = Vec::new();
             for sa in ["controller", "speaker"] {
                 let y = ferrolb_kubeapi::server::service_account_kubeconfig(
