@@ -24,13 +24,27 @@ const REFUSED: &[(&str, &str)] = &[
     ("metallb-docs/advanced-bgp-11.yaml", "FRRConfiguration"),
 ];
 
+/// A namespaced `metallb.io` kind, typed.
+trait Kind:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<T> Kind for T where
+    T: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 async fn list_all(c: &kube::Client) -> Resources {
     async fn list<K>(c: &kube::Client) -> Vec<K>
     where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
+        K: Kind,
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(c.clone(), NS);
@@ -50,10 +64,7 @@ async fn list_all(c: &kube::Client) -> Resources {
 async fn delete_all(c: &kube::Client) {
     async fn del<K>(c: &kube::Client)
     where
-        K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
+        K: Kind,
         K::DynamicType: Default,
     {
         let api: Api<K> = Api::namespaced(c.clone(), NS);

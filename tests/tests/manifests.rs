@@ -204,6 +204,10 @@ fn check_strict(doc: &Doc) -> Vec<String> {
         ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<Role>(&doc.value),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => round_trip::<RoleBinding>(&doc.value),
         ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema") => round_trip::<FlowSchema>(&doc.value),
+        // Generated from the typed kinds and checked by ferrolb-crds' `manifests` test (and
+        // applied to the real server by `real_apiserver`); a typed round trip would turn
+        // their integer bounds into floats.
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => Vec::new(),
         (v, k) => vec![format!(
             "apiVersion {v:?} kind {k:?} is not a kind ferrolb ships"
         )],
@@ -571,6 +575,15 @@ fn triples(spec: &[(&str, &[&str], &[&str])]) -> BTreeSet<(String, String, Strin
 }
 
 /// Watchers only (list + watch); tests/tests/rbac.rs checks the binaries' real calls.
+/// The `metallb.io` kinds both daemons watch.
+const METALLB_KINDS: &[&str] = &[
+    "ipaddresspools",
+    "bgpadvertisements",
+    "l2advertisements",
+    "bgppeers",
+    "bfdprofiles",
+    "communities",
+];
 const READ: &[&str] = &["list", "watch"];
 /// A new Event, or a repeat counted into the existing one (client-go's aggregation).
 const EVENTS: &[&str] = &["create", "patch"];
@@ -648,6 +661,9 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
         expect("Role", "controller")?,
         triples(&[
             ("", &["configmaps"], READ),
+            // The metallb.io CRs (ferrolb_daemon::config_source) and each pool's status.
+            ("metallb.io", METALLB_KINDS, READ),
+            ("metallb.io", &["ipaddresspools/status"], &["patch"]),
             (
                 "coordination.k8s.io",
                 &["leases"],
@@ -665,7 +681,12 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
     );
     assert_eq!(
         expect("Role", "speaker")?,
-        triples(&[("", &["configmaps"], READ)])
+        triples(&[
+            ("", &["configmaps"], READ),
+            ("metallb.io", METALLB_KINDS, READ),
+            // BGPPeer passwordSecret (basic-auth Secrets only, by field selector).
+            ("", &["secrets"], READ),
+        ])
     );
     assert_eq!(
         rules_by_role.len(),
@@ -911,10 +932,16 @@ fn kustomization_lists_every_manifest() -> Result<()> {
     let k = kustomization(&dir)?;
     assert_eq!(k["kind"], json!("Kustomization"));
     let listed: BTreeSet<String> = string_list(&k, "resources").into_iter().collect();
-    let present: BTreeSet<String> = yaml_files(&dir)?
+    let mut present: BTreeSet<String> = yaml_files(&dir)?
         .into_iter()
         .filter(|n| n != "kustomization.yaml")
         .collect();
+    // The generated CRDs, a kustomization of their own.
+    ensure!(
+        dir.join("crds/kustomization.yaml").is_file(),
+        "manifests/crds/kustomization.yaml"
+    );
+    present.insert("crds".to_string());
     assert_eq!(
         listed, present,
         "manifests/kustomization.yaml resources vs files in manifests/"
@@ -1032,6 +1059,18 @@ fn kustomize_builds_base_and_overlay() -> Result<()> {
     // The build contains exactly the objects of the files.
     let key = |d: &Doc| (d.kind().to_string(), d.name().to_string());
     let mut from_files: Vec<_> = manifest_docs()?.iter().map(key).collect();
+    // And the generated CRDs (`crds` in the resources).
+    for name in yaml_files(&dir.join("crds"))? {
+        if name == "kustomization.yaml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join("crds").join(&name))?;
+        from_files.extend(
+            parse_docs(&format!("manifests/crds/{name}"), &text)?
+                .iter()
+                .map(key),
+        );
+    }
     let mut built: Vec<_> = base.iter().map(key).collect();
     from_files.sort();
     built.sort();
