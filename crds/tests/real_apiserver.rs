@@ -13,7 +13,7 @@ use ferrolb_crds::types::{
 };
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{data, outcome};
 
 const NS: &str = "metallb-system";
@@ -152,4 +152,54 @@ async fn every_metallb_example_is_accepted_by_the_real_server_and_converts_the_s
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(compared >= 40, "{compared} fixtures compared");
+
+    // Invalid CRs the schema (MetalLB's bounds, enums and CEL rules) refuses, each with the
+    // field named.
+    let refused = [
+        (
+            json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+                   "metadata": {"name": "p0", "namespace": NS},
+                   "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1", "peerPort": 0}}),
+            "spec.peerPort",
+        ),
+        (
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+                   "metadata": {"name": "a0", "namespace": NS},
+                   "spec": {"aggregationLength": 0}}),
+            "spec.aggregationLength",
+        ),
+        (
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                   "metadata": {"name": "nothing", "namespace": NS}, "spec": {}}),
+            "spec.addresses",
+        ),
+        (
+            json!({"apiVersion": "metallb.io/v1beta1", "kind": "BFDProfile",
+                   "metadata": {"name": "fast", "namespace": NS},
+                   "spec": {"detectMultiplier": 1}}),
+            "spec.detectMultiplier",
+        ),
+    ];
+    for (obj, field) in refused {
+        let e = ferrolb_kubeapi::apply::apply_value(&c, "crds-test", &obj)
+            .await
+            .expect_err("refused by the schema");
+        let text = format!("{e}");
+        assert!(text.contains(field), "{field}: {text}");
+    }
+    // enableGracefulRestart is immutable (MetalLB's CEL rule).
+    let peer = |gr: bool| {
+        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+               "metadata": {"name": "gr", "namespace": NS},
+               "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "10.0.0.1",
+                        "enableGracefulRestart": gr}})
+    };
+    ferrolb_kubeapi::apply::apply_value(&c, "crds-test", &peer(true))
+        .await
+        .expect("a GR peer");
+    let e = ferrolb_kubeapi::apply::apply_value(&c, "crds-test", &peer(false))
+        .await
+        .expect_err("GR cannot be switched off in place");
+    assert!(format!("{e}").contains("enableGracefulRestart"), "{e}");
+    delete_all(&c).await;
 }
