@@ -17,6 +17,7 @@ pub mod leader;
 pub mod metrics;
 pub mod options;
 pub mod reconcile;
+pub mod view;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use crate::allocator::{
     AllocError, Allocator, Assignment, ErrorKind, Labels, PoolSet, PoolStats, Request,
 };
-use crate::events::{EventSpec, Regarding, Severity};
-use crate::k8s::service::SvcView;
+use crate::view::SvcView;
+use ferrolb_daemon::events::spec::{EventSpec, Regarding, Severity};
 
 /// What a Service's managed fields should be.
 #[derive(Debug, Clone, PartialEq, Eq)]

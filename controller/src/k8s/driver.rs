@@ -28,13 +28,13 @@ use crate::http::Health;
 use crate::k8s::config::pools_from_config;
 use crate::k8s::namespaces::{NamespaceCache, SlimNamespace};
 use crate::k8s::pool_status::{PoolStatusWriter, Statuses};
-use crate::k8s::service::{SvcView, key_of};
 use crate::k8s::slim::SlimService;
 use crate::k8s::writer::{Submit, Writer};
 use crate::leader::LeaderHandle;
 use crate::metrics::{Metrics, PoolStat};
 use crate::options::Options;
 use crate::reconcile::{Decision, Desired, Reconciler, order_key, write_for};
+use crate::view::{SvcView, key_of};
 
 /// Keys reconciled per loop turn before watch events and write completions get a look in.
 const BATCH: usize = 256;

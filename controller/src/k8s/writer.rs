@@ -21,9 +21,9 @@ use kube::api::Patch;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::k8s::service::{ANN_ALLOCATED_FROM_POOL, ANN_ALLOCATED_FROM_POOL_IO};
 use crate::k8s::slim::SlimService;
 use crate::reconcile::{Desired, WriteOp};
+use crate::view::{ANN_ALLOCATED_FROM_POOL, ANN_ALLOCATED_FROM_POOL_IO};
 
 /// After a write succeeded, how long a stale view showing the old state is ignored.
 const EXPECTATION_WINDOW: Duration = Duration::from_secs(5);

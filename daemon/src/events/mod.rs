@@ -12,7 +12,10 @@
 //! `max_defer`, so a burst of assignments gets the API server first.
 
 pub mod correlate;
+pub mod spec;
 mod writer;
+
+pub use spec::{EventSpec, Regarding, Severity};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,51 +26,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Event type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Severity {
-    /// `Normal`.
-    Normal,
-    /// `Warning`.
-    Warning,
-}
-
-impl Severity {
-    /// The `type` field's value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Normal => "Normal",
-            Severity::Warning => "Warning",
-        }
-    }
-}
-
-/// The object an Event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Regarding {
-    /// `Service`, `ConfigMap`, `IPAddressPool`, ... ([`api_version`] gives its group).
-    pub kind: &'static str,
-    /// Namespace (the Event is written there).
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// UID, if known.
-    pub uid: Option<String>,
-}
-
-/// One occurrence to publish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSpec {
-    /// What it is about.
-    pub regarding: Regarding,
-    /// Normal or Warning.
-    pub severity: Severity,
-    /// `IPAllocated`, `nodeAssigned`, ...
-    pub reason: &'static str,
-    /// Human-readable message.
-    pub message: String,
-}
 
 /// Who reports: `source.component`/`reportingComponent`, `source.host`,
 /// `reportingInstance`.
