@@ -31,12 +31,10 @@ pub struct Cli {
     /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Port of the HTTP server for `/metrics`, `/healthz` and `/readyz` (0 = any free port).
-    #[arg(long, env = "METALLB_PORT", default_value_t = 7472)]
-    pub port: u16,
-    /// Full listen address for the HTTP server; overrides `--port` (e.g. `127.0.0.1:0`).
-    #[arg(long, env = "FERROLB_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    /// The HTTP server (`/metrics`, `/healthz`, `/readyz`): `--listen`, or MetalLB's
+    /// `--host` and `--port`.
+    #[command(flatten)]
+    pub http: ferrolb_daemon::cli::HttpArgs,
     /// Log format.
     #[arg(long = "log-format", env = "FERROLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -92,10 +90,9 @@ pub enum Command {
 pub use ferrolb_daemon::LogFormat;
 
 impl Cli {
-    /// The HTTP listen address implied by `--listen` / `--port`.
+    /// The HTTP listen address implied by `--listen`, `--host` and `--port`.
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.port)))
+        self.http.addr()
     }
 
     /// Turn the flags into the library's run options.

@@ -9,6 +9,7 @@
 //! callers and tests learn the port) and stops on a cancellation token. Keeping it here
 //! means a fix to any of them reaches both daemons.
 
+pub mod cli;
 pub mod client;
 pub mod config_source;
 pub mod events;

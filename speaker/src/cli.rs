@@ -5,7 +5,6 @@
 //! `--lb-class`, `--port`, `--host`, `--ignore-exclude-lb`), so a DaemonSet written for
 //! MetalLB needs only its image changed.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -35,17 +34,10 @@ pub struct Cli {
     /// any class are ignored.
     #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
     pub lb_class: Option<String>,
-    /// Port of the HTTP server (`/metrics`, `/healthz`, `/readyz`, `/status`); 0 = any free port.
-    #[arg(long, env = "METALLB_PORT", default_value_t = 7472)]
-    pub port: u16,
-    /// Address the HTTP server binds to (so several speakers can share a machine).
-    #[arg(
-        long = "host",
-        alias = "metrics-bind-address",
-        env = "METALLB_HOST",
-        default_value = "0.0.0.0"
-    )]
-    pub host: IpAddr,
+    /// The HTTP server (`/metrics`, `/healthz`, `/readyz`, `/status`): `--listen`, or
+    /// MetalLB's `--host` and `--port`.
+    #[command(flatten)]
+    pub http: ferrolb_daemon::cli::HttpArgs,
     /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -173,7 +165,7 @@ impl Cli {
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
         o.decision.exclude_cordoned = self.drain_on_cordon;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();
-        o.listen = Some(SocketAddr::new(self.host, self.port));
+        o.listen = Some(self.http.addr());
         o.stop_mode = self.on_sigterm.into();
         o.drain_period = std::time::Duration::from_secs(self.drain_period);
         o.max_prefixes = match (self.max_prefixes, self.pod_cidr_mode) {
