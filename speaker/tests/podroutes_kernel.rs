@@ -104,7 +104,7 @@ fn ours() -> String {
     ROUTE_PROTOCOL.to_string()
 }
 
-fn gateways(r: &KernelRoute) -> BTreeSet<IpAddr> {
+fn gateways(r: &KernelRoute) -> NextHops {
     r.gateways().into_iter().collect()
 }
 

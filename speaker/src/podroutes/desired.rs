@@ -43,8 +43,8 @@ use ipnet::IpNet;
 
 use super::rules::{NodeFacts, PrefixSet, Unsafe};
 
-/// Next hops of one kernel route, sorted and deduplicated.
-pub type NextHops = BTreeSet<IpAddr>;
+// Next hops of one kernel route, sorted and deduplicated.
+pub use super::hops::NextHops;
 
 /// A routing table: prefix to its next hops.
 pub type RouteTable = BTreeMap<IpNet, NextHops>;

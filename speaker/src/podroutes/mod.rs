@@ -29,6 +29,7 @@
 pub mod desired;
 mod ecmp;
 mod feed;
+mod hops;
 pub mod netlink;
 pub mod nodes;
 mod reconciler;

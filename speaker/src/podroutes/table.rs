@@ -3,7 +3,7 @@
 //! allocation for the common case of one peer per prefix; and the kernel routes as the
 //! reconciler last left them ([`Gateways`], likewise without an allocation per route).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_bgp::session::LearnedRoute;
@@ -218,7 +218,7 @@ impl Gateways {
     /// As a set of next hops.
     pub fn hops(&self) -> NextHops {
         match self {
-            Gateways::One(a) => BTreeSet::from([*a]),
+            Gateways::One(a) => NextHops::from([*a]),
             Gateways::Many(v) => v.iter().copied().collect(),
         }
     }

@@ -4,7 +4,7 @@
 //! changed, a full pass (resync, new inputs) streams the kernel dump into the compact
 //! [`View`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -57,6 +57,10 @@ fn plan_prefix(
     }
 }
 
+/// Prefixes planned and written per step of a pass (the kernel writes of a step are
+/// pipelined; a step's results are taken before the next step is planned).
+const APPLY_CHUNK: usize = 4096;
+
 impl Reconciler {
     /// One level-triggered pass. `full_read`: dump the kernel instead of trusting the
     /// view (resync, `reconcile_now`).
@@ -71,8 +75,8 @@ impl Reconciler {
             }
         };
         let full = std::mem::take(&mut self.full_needed) || full_read;
-        let rules = Rules::new(&self.learned, &self.exclusions, &self.opts.policy);
-        let prefixes: BTreeSet<IpNet> = if full {
+        // A sorted list, not a set: 18 bytes a prefix (a BTreeSet of 100,000 was 3.4 MB).
+        let mut prefixes: Vec<IpNet> = if full {
             self.skipped.clear();
             self.learned
                 .prefixes()
@@ -81,48 +85,79 @@ impl Reconciler {
                 .chain(self.failed.keys().copied())
                 .collect()
         } else {
-            let mut p = std::mem::take(&mut self.dirty);
-            p.extend(self.failed.keys().copied());
-            p
+            std::mem::take(&mut self.dirty)
+                .into_iter()
+                .chain(self.failed.keys().copied())
+                .collect()
         };
+        prefixes.sort_unstable();
+        prefixes.dedup();
         self.dirty.clear();
         if !self.settled && self.adopted.is_none() {
             self.adopted = Some(view.keys().map(|k| k.0).collect());
+        }
+        if self.settled {
+            self.adopted = None;
         }
         let metric = self.opts.metric;
         let mut ops = Vec::new();
         let mut skip_lines = 0;
         let mut skip_more = 0;
-        for prefix in &prefixes {
-            let want = rules.evaluate(prefix, self.learned.offered(prefix));
-            self.failed.remove(prefix);
-            match &want {
-                Err(reason) => {
-                    if self.skipped.get(prefix) != Some(reason) {
-                        if skip_lines < LOG_LINES_PER_PASS {
-                            skip_lines += 1;
-                            info!(%prefix, %reason, "learned route not installed");
-                        } else {
-                            skip_more += 1;
+        let mut lost = false;
+        let mut failure_lines = 0usize;
+        // Planned and written chunk by chunk: a large pass never holds every operation
+        // (100,000 were 4.3 MB, plus as much again while the list grew) nor every result.
+        for chunk in prefixes.chunks(APPLY_CHUNK) {
+            let rules = Rules::new(&self.learned, &self.exclusions, &self.opts.policy);
+            for prefix in chunk {
+                let want = rules.evaluate(prefix, self.learned.offered(prefix));
+                self.failed.remove(prefix);
+                match &want {
+                    Err(reason) => {
+                        if self.skipped.get(prefix) != Some(reason) {
+                            if skip_lines < LOG_LINES_PER_PASS {
+                                skip_lines += 1;
+                                info!(%prefix, %reason, "learned route not installed");
+                            } else {
+                                skip_more += 1;
+                            }
+                        }
+                        self.skipped.insert(*prefix, reason.clone());
+                    }
+                    Ok(_) => {
+                        self.skipped.remove(prefix);
+                        if let Some(a) = self.adopted.as_mut() {
+                            a.remove(prefix);
                         }
                     }
-                    self.skipped.insert(*prefix, reason.clone());
                 }
-                Ok(_) => {
-                    self.skipped.remove(prefix);
-                    if let Some(a) = self.adopted.as_mut() {
-                        a.remove(prefix);
-                    }
+                if self
+                    .partial
+                    .get(prefix)
+                    .is_some_and(|p| want.as_ref().ok() != Some(&p.wanted))
+                {
+                    self.partial.remove(prefix);
                 }
+                plan_prefix(&view, *prefix, want.ok(), metric, &mut ops);
             }
-            if self
-                .partial
-                .get(prefix)
-                .is_some_and(|p| want.as_ref().ok() != Some(&p.wanted))
-            {
-                self.partial.remove(prefix);
+            if let Some(adopted) = &self.adopted {
+                // Adopting a previous run's routes: those not wanted (yet) stay until settled.
+                ops.retain(
+                    |op| !matches!(op, Op::Delete { prefix, .. } if adopted.contains(prefix)),
+                );
             }
-            plan_prefix(&view, *prefix, want.ok(), metric, &mut ops);
+            // Deletes first (a replace may depend on one; both are of this chunk's prefixes).
+            ops.sort_by_key(|op| !matches!(op, Op::Delete { .. }));
+            lost = self
+                .apply(&ops, &mut view, &mut report, &mut failure_lines)
+                .await;
+            ops.clear();
+            if lost {
+                // The prefixes not reached yet are looked at again, all of them.
+                self.full_needed = true;
+                self.kernel = None;
+                break;
+            }
         }
         if skip_more > 0 {
             info!(
@@ -130,17 +165,13 @@ impl Reconciler {
                 "more learned routes not installed (see the status page)"
             );
         }
-        if self.settled {
-            self.adopted = None;
-        } else if let Some(adopted) = &self.adopted {
-            // Adopting a previous run's routes: those not wanted (yet) stay until settled.
-            ops.retain(|op| !matches!(op, Op::Delete { prefix, .. } if adopted.contains(prefix)));
-        }
-        // Deletes first (a replace may depend on one).
-        ops.sort_by_key(|op| !matches!(op, Op::Delete { .. }));
-        let lost = self.apply(&ops, &mut view, &mut report).await;
-        if lost {
-            self.kernel = None;
+        if report.applied > 1 {
+            info!(
+                applied = report.applied,
+                failed = report.failed,
+                proto = ROUTE_PROTOCOL,
+                "pod routes changed"
+            );
         }
         report.installed = view.len();
         self.publish(&view);
@@ -149,17 +180,22 @@ impl Reconciler {
     }
 
     /// Writes `ops` (pipelined) and keeps `view` in step; returns whether the netlink
-    /// connection was lost.
-    async fn apply(&mut self, ops: &[Op], view: &mut View, report: &mut PassReport) -> bool {
+    /// connection was lost. `lines`: failure lines logged so far in this pass.
+    async fn apply(
+        &mut self,
+        ops: &[Op],
+        view: &mut View,
+        report: &mut PassReport,
+        lines: &mut usize,
+    ) -> bool {
         let Some(kernel) = self.kernel.take() else {
             return false;
         };
         let split = ops.partition_point(|op| matches!(op, Op::Delete { .. }));
+        let mut lost = false;
+        let mut quiet = 0usize;
         let mut results = kernel.apply_all(&ops[..split]).await;
         results.extend(kernel.apply_all(&ops[split..]).await);
-        let mut lost = false;
-        let mut lines = 0usize;
-        let mut quiet = 0usize;
         for (op, mut result) in ops.iter().zip(results) {
             let prefix = op.prefix();
             if let (Err(e), Op::Replace { next_hops, .. }) = (&result, op)
@@ -181,8 +217,8 @@ impl Reconciler {
                         // kernel accepts it.
                         report.failed += 1;
                         let (hops, error) = p.refused_summary();
-                        if self.log_failure(prefix, &error) && lines < LOG_LINES_PER_PASS {
-                            lines += 1;
+                        if self.log_failure(prefix, &error) && *lines < LOG_LINES_PER_PASS {
+                            *lines += 1;
                             let usable: Vec<String> =
                                 p.usable.iter().map(ToString::to_string).collect();
                             warn!(%prefix, usable = %usable.join(","), %error, "ECMP pod route installed without the next hops the kernel refused; will retry");
@@ -217,8 +253,8 @@ impl Reconciler {
                 Err(e) => {
                     report.failed += 1;
                     let text = e.to_string();
-                    if self.log_failure(prefix, &text) && lines < LOG_LINES_PER_PASS {
-                        lines += 1;
+                    if self.log_failure(prefix, &text) && *lines < LOG_LINES_PER_PASS {
+                        *lines += 1;
                         warn!(%prefix, error = %text, "pod route change failed; will retry with back-off");
                     } else {
                         quiet += 1;
@@ -241,14 +277,6 @@ impl Reconciler {
         let failed_now = &self.failed;
         self.logged_failures
             .retain(|p, _| failed_now.contains_key(p));
-        if report.applied > 1 {
-            info!(
-                applied = report.applied,
-                failed = report.failed,
-                proto = ROUTE_PROTOCOL,
-                "pod routes changed"
-            );
-        }
         if !lost {
             self.kernel = Some(kernel);
         }
