@@ -15,6 +15,7 @@ pub mod config_source;
 pub mod events;
 pub mod ratelog;
 pub mod rejection;
+pub mod slim;
 pub mod watch;
 
 use std::net::SocketAddr;

@@ -199,6 +199,7 @@ impl Driver {
         let mut nodes = watch(node_api, node_cfg, "node");
         let mut source_opts = config_source::Options::new(&self.namespace, &self.config_name);
         source_opts.read_secrets = true;
+        source_opts.read_nodes = true;
         let mut configs = config_source::spawn(client, source_opts, cancel.child_token());
         let mut retry = tokio::time::interval(PEER_RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

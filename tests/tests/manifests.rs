@@ -655,6 +655,8 @@ fn rbac_is_least_privilege_without_wildcards() -> Result<()> {
             ("", &["events"], EVENTS),
             // Namespace labels for serviceAllocation.namespaceSelectors (k8s/namespaces.rs).
             ("", &["namespaces"], READ),
+            // Node labels for the configuration's node-dependent rules (config_source).
+            ("", &["nodes"], READ),
         ])
     );
     assert_eq!(

@@ -465,11 +465,14 @@ fn manifests_bind_both_accounts() -> Result<()> {
             "{account} has no rules bound"
         );
     }
-    // The speaker may not write Service status; the controller may not read Nodes.
+    // The speaker may not write Service status; the controller may not read Secrets (it
+    // needs no BGP passwords), the speaker only in metallb-system.
     let speaker = format!("{NAMESPACE}:speaker");
     let controller = format!("{NAMESPACE}:controller");
     assert!(!rbac.allowed(&speaker, &req("patch", "", "services/status", "d", "web")));
-    assert!(!rbac.allowed(&controller, &req("list", "", "nodes", "", "")));
+    assert!(!rbac.allowed(&controller, &req("list", "", "secrets", NAMESPACE, "")));
+    assert!(rbac.allowed(&speaker, &req("list", "", "secrets", NAMESPACE, "")));
+    assert!(!rbac.allowed(&speaker, &req("list", "", "secrets", "default", "")));
     // The ConfigMap is readable only in metallb-system.
     assert!(rbac.allowed(&speaker, &req("watch", "", "configmaps", NAMESPACE, "")));
     assert!(!rbac.allowed(&speaker, &req("watch", "", "configmaps", "default", "")));

@@ -126,7 +126,9 @@ impl Driver {
         if let Some(cfg) = self.opts.config_override.clone() {
             self.use_fixed_config(&cfg);
         } else {
-            let opts = config_source::Options::new(&self.opts.namespace, &self.opts.config_name);
+            let mut opts =
+                config_source::Options::new(&self.opts.namespace, &self.opts.config_name);
+            opts.read_nodes = true;
             config = Some(config_source::spawn(
                 client.clone(),
                 opts,

@@ -26,6 +26,7 @@ use super::ConfigState;
 use super::secrets::BASIC_AUTH;
 use super::store::{Change, Evaluation, Input, Sources};
 use crate::ratelog::LogLimiter;
+use crate::slim::SlimNode;
 use crate::watch::{WatchBackoff, watch as watch_stream};
 
 /// How often a kind found not served (or forbidden) is looked for again.
@@ -44,6 +45,8 @@ pub struct Options {
     /// Resolve `passwordSecret` (the speaker; the controller does not need passwords, and
     /// so needs no right to read Secrets).
     pub read_secrets: bool,
+    /// Read the Nodes' labels for the node-dependent rules (`Sources::with_nodes`).
+    pub read_nodes: bool,
     /// [`PROBE_PERIOD`] unless a test shortens it.
     pub probe_period: Duration,
 }
@@ -55,6 +58,7 @@ impl Options {
             namespace: namespace.to_string(),
             configmap_name: configmap_name.to_string(),
             read_secrets: false,
+            read_nodes: false,
             probe_period: PROBE_PERIOD,
         }
     }
@@ -110,8 +114,21 @@ pub fn spawn(
         let cfg = plain().fields(&format!("type={BASIC_AUTH}"));
         follow!(Secret, cfg, "secrets", true, Input::Secret);
     }
+    if opts.read_nodes {
+        tasks.push(tokio::spawn(follow::<SlimNode>(
+            Api::all(client.clone()),
+            plain(),
+            "nodes",
+            None,
+            Input::Node,
+            tx.clone(),
+        )));
+    }
     drop(tx);
-    let sources = Sources::new(&opts.namespace, &opts.configmap_name, opts.read_secrets);
+    let mut sources = Sources::new(&opts.namespace, &opts.configmap_name, opts.read_secrets);
+    if opts.read_nodes {
+        sources = sources.with_nodes();
+    }
     tokio::spawn(async move {
         tokio::select! {
             _ = cancel.cancelled() => {}

@@ -19,6 +19,8 @@ use ferrolb_crds::types::{
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::slim::SlimNode;
+
 use super::secrets::resolve_passwords;
 
 /// One change of one kind's list, as a watch reports it.
@@ -52,6 +54,7 @@ pub enum Input {
     BfdProfile(Change<BFDProfile>),
     Community(Change<Community>),
     Secret(Change<Secret>),
+    Node(Change<SlimNode>),
 }
 
 /// Where a configuration came from.
@@ -133,6 +136,21 @@ impl Reduce for ConfigMap {
             metadata: reduced_meta(self.metadata),
             data: self.data,
             ..Default::default()
+        }
+    }
+}
+
+impl Reduce for SlimNode {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn reduce(self) -> Self {
+        SlimNode {
+            metadata: ObjectMeta {
+                name: self.metadata.name,
+                labels: self.metadata.labels,
+                ..Default::default()
+            },
         }
     }
 }
@@ -250,6 +268,8 @@ pub struct Sources {
     communities: List<Community>,
     /// `None`: Secrets are not read (the controller needs no passwords).
     secrets: Option<List<Secret>>,
+    /// `None`: Nodes are not read (then the node-dependent rules are skipped).
+    nodes: Option<List<SlimNode>>,
 }
 
 impl Sources {
@@ -267,7 +287,16 @@ impl Sources {
             bfd_profiles: List::default(),
             communities: List::default(),
             secrets: read_secrets.then(List::default),
+            nodes: None,
         }
+    }
+
+    /// Also read the Nodes' names and labels, so the conversion applies the rules that
+    /// depend on them: MetalLB's LOCAL_PREF conflict (two advertisements of one pool with
+    /// different LOCAL_PREFs for the same routes) and the "selects no node" warnings.
+    pub fn with_nodes(mut self) -> Self {
+        self.nodes = Some(List::default());
+        self
     }
 
     /// Applies one change; returns whether the evaluation may differ.
@@ -281,6 +310,7 @@ impl Sources {
             Input::BfdProfile(c) => self.bfd_profiles.apply(c),
             Input::Community(c) => self.communities.apply(c),
             Input::Secret(c) => self.secrets.as_mut().is_some_and(|s| s.apply(c)),
+            Input::Node(c) => self.nodes.as_mut().is_some_and(|n| n.apply(c)),
         }
     }
 
@@ -294,6 +324,7 @@ impl Sources {
             && self.bfd_profiles.known()
             && self.communities.known()
             && self.secrets.as_ref().is_none_or(List::known)
+            && self.nodes.as_ref().is_none_or(List::known)
     }
 
     /// The kinds not served or not readable, with the reason (for the status page and logs).
@@ -325,7 +356,12 @@ impl Sources {
             l2_advertisements: self.l2_advertisements.values(),
             bfd_profiles: self.bfd_profiles.values(),
             communities: self.communities.values(),
-            nodes: None,
+            nodes: self.nodes.as_ref().map(|l| {
+                l.objects
+                    .iter()
+                    .map(|(name, n)| (name.clone(), n.metadata.labels.clone().unwrap_or_default()))
+                    .collect()
+            }),
         }
     }
 
@@ -622,6 +658,48 @@ pub(crate) mod tests {
         s.apply(Input::Pool(Change::Upsert(pool("a", "10.0.0.0/24"))));
         assert!(s.apply(Input::Pool(Change::Absent("CRD deleted".into()))));
         assert!(matches!(s.evaluate(), Some(Evaluation::Missing(_))));
+    }
+
+    #[test]
+    fn with_nodes_the_local_pref_conflict_rule_applies() {
+        let mut s = Sources::new("metallb-system", "config", false).with_nodes();
+        for i in [
+            Input::ConfigMap(Change::Listed),
+            Input::Pool(Change::Listed),
+            Input::Peer(Change::Listed),
+            Input::BgpAdvertisement(Change::Listed),
+            Input::L2Advertisement(Change::Listed),
+            Input::BfdProfile(Change::Listed),
+            Input::Community(Change::Listed),
+        ] {
+            s.apply(i);
+        }
+        assert_eq!(s.evaluate(), None, "Nodes not listed yet");
+        s.apply(Input::Node(Change::Listed));
+        s.apply(Input::Pool(Change::Upsert(pool("a", "10.0.0.0/24"))));
+        for (name, pref) in [("one", 100), ("two", 200)] {
+            let mut ad = advertisement(name);
+            ad.spec.local_pref = Some(pref);
+            s.apply(Input::BgpAdvertisement(Change::Upsert(ad)));
+        }
+        // No node: nothing would be announced, nothing conflicts (as in MetalLB).
+        assert!(matches!(s.evaluate(), Some(Evaluation::Valid(..))));
+        let node = SlimNode {
+            metadata: ObjectMeta {
+                name: Some("node-1".into()),
+                resource_version: Some("1".into()),
+                ..Default::default()
+            },
+        };
+        assert!(s.apply(Input::Node(Change::Upsert(node.clone()))));
+        let Some(Evaluation::Invalid(_, e)) = s.evaluate() else {
+            panic!("the conflict is an error once a node announces both")
+        };
+        assert!(e.lines().join(" ").contains("LOCAL_PREF"), "{e:?}");
+        // A heartbeat (new resourceVersion, same labels) is not a change.
+        let mut beat = node;
+        beat.metadata.resource_version = Some("2".into());
+        assert!(!s.apply(Input::Node(Change::Upsert(beat))));
     }
 
     #[test]
