@@ -1,20 +1,12 @@
-//! A Node with only its name and labels: what the configuration's node selectors read.
-//! Its spec and status (images, conditions: most of a Node's bytes) are never decoded, and
-//! heartbeats that change only them compare equal downstream.
+//! Cluster-scoped objects with only their name and labels: Nodes for the configuration's
+//! node selectors, Namespaces for `serviceAllocation.namespaceSelectors`. Their spec and
+//! status (a Node's images and conditions: most of its bytes) are never decoded, and
+//! updates that change only those (heartbeats) compare equal downstream.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::ClusterResourceScope;
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// `metadata.name`, `metadata.labels` and `resourceVersion` of a Node.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-pub struct SlimNode {
-    #[serde(deserialize_with = "name_and_labels")]
-    pub metadata: ObjectMeta,
-}
+use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,7 +19,8 @@ struct NameAndLabels {
     labels: Option<BTreeMap<String, String>>,
 }
 
-fn name_and_labels<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+/// Deserializes `metadata` keeping only name, resourceVersion (for the watch) and labels.
+pub fn name_and_labels<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     let m = NameAndLabels::deserialize(d)?;
     Ok(ObjectMeta {
         name: m.name,
@@ -37,29 +30,54 @@ fn name_and_labels<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Err
     })
 }
 
-impl kube::Resource for SlimNode {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
+macro_rules! slim {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $plural:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+        pub struct $name {
+            /// `metadata.name`, `metadata.labels` and `resourceVersion`.
+            #[serde(deserialize_with = "name_and_labels")]
+            pub metadata: ObjectMeta,
+        }
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Node".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "nodes".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+        impl kube::Resource for $name {
+            type DynamicType = ();
+            type Scope = kube::core::ClusterResourceScope;
+
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                "".into()
+            }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                "v1".into()
+            }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+slim!(
+    /// A Node: name and labels.
+    SlimNode,
+    "Node",
+    "nodes"
+);
+slim!(
+    /// A Namespace: name and labels.
+    SlimNamespace,
+    "Namespace",
+    "namespaces"
+);
 
 #[cfg(test)]
 mod tests {
@@ -75,8 +93,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(n.metadata.name.as_deref(), Some("node-1"));
+        assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
         assert_eq!(n.metadata.labels.unwrap()["zone"], "a");
         assert_eq!(n.metadata.uid, None);
         assert_eq!(n.metadata.annotations, None);
+        assert_eq!(<SlimNamespace as kube::Resource>::plural(&()), "namespaces");
     }
 }

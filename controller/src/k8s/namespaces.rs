@@ -5,68 +5,13 @@
 //! this replica leads, but the labels must be complete the moment it starts leading, so the
 //! watch runs all the time and the cache outlives the reconciler.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::ClusterResourceScope;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
-use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::allocator::Labels;
 
-/// A Namespace with only its name and labels (its spec and status are never decoded).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct SlimNamespace {
-    /// `metadata.name`, `metadata.labels` and `resourceVersion` (for the watch).
-    #[serde(deserialize_with = "name_and_labels")]
-    pub metadata: ObjectMeta,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NameAndLabels {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    resource_version: Option<String>,
-    #[serde(default)]
-    labels: Option<BTreeMap<String, String>>,
-}
-
-fn name_and_labels<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    let m = NameAndLabels::deserialize(d)?;
-    Ok(ObjectMeta {
-        name: m.name,
-        resource_version: m.resource_version,
-        labels: m.labels,
-        ..Default::default()
-    })
-}
-
-impl kube::Resource for SlimNamespace {
-    type DynamicType = ();
-    type Scope = ClusterResourceScope;
-
-    fn kind(_: &()) -> Cow<'_, str> {
-        "Namespace".into()
-    }
-    fn group(_: &()) -> Cow<'_, str> {
-        "".into()
-    }
-    fn version(_: &()) -> Cow<'_, str> {
-        "v1".into()
-    }
-    fn plural(_: &()) -> Cow<'_, str> {
-        "namespaces".into()
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+pub use ferrolb_daemon::slim::SlimNamespace;
 
 /// A namespace whose labels changed: its name and its labels now (`None`: deleted).
 pub(crate) type Change = (String, Option<Labels>);
