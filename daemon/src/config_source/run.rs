@@ -115,11 +115,13 @@ pub fn spawn(
         follow!(Secret, cfg, "secrets", true, Input::Secret);
     }
     if opts.read_nodes {
+        // Probed like the CRs: RBAC that predates this watch (403) must not stop the
+        // daemon; the node-dependent rules are then skipped.
         tasks.push(tokio::spawn(follow::<SlimNode>(
             Api::all(client.clone()),
             plain(),
             "nodes",
-            None,
+            Some(period),
             Input::Node,
             tx.clone(),
         )));
@@ -159,7 +161,7 @@ async fn fold(mut rx: mpsc::Receiver<Input>, mut sources: Sources, tx: watch::Se
         let absent = sources.absent();
         if absent != logged_absent {
             for (kind, why) in &absent {
-                tracing::info!(kind, reason = %why, "metallb.io kind not available; counted as empty and looked for again periodically");
+                tracing::info!(kind, reason = %why, "configuration kind not available; counted as empty (Nodes: their rules skipped) and looked for again periodically");
             }
             logged_absent = absent;
         }

@@ -341,6 +341,9 @@ impl Sources {
         note("L2Advertisement", &self.l2_advertisements.listing);
         note("BFDProfile", &self.bfd_profiles.listing);
         note("Community", &self.communities.listing);
+        if let Some(n) = &self.nodes {
+            note("Node", &n.listing);
+        }
         if let Some(s) = &self.secrets {
             note("Secret", &s.listing);
         }
@@ -356,12 +359,20 @@ impl Sources {
             l2_advertisements: self.l2_advertisements.values(),
             bfd_profiles: self.bfd_profiles.values(),
             communities: self.communities.values(),
-            nodes: self.nodes.as_ref().map(|l| {
-                l.objects
-                    .iter()
-                    .map(|(name, n)| (name.clone(), n.metadata.labels.clone().unwrap_or_default()))
-                    .collect()
-            }),
+            // Not readable (RBAC that predates the Node watch): the node-dependent rules are
+            // skipped rather than every selector reported as matching nothing.
+            nodes: self
+                .nodes
+                .as_ref()
+                .filter(|l| l.listing == Listing::Listed)
+                .map(|l| {
+                    l.objects
+                        .iter()
+                        .map(|(name, n)| {
+                            (name.clone(), n.metadata.labels.clone().unwrap_or_default())
+                        })
+                        .collect()
+                }),
         }
     }
 
@@ -700,6 +711,11 @@ pub(crate) mod tests {
         let mut beat = node;
         beat.metadata.resource_version = Some("2".into());
         assert!(!s.apply(Input::Node(Change::Upsert(beat))));
+        // Nodes not readable (RBAC without the Node rule): the rule is skipped, not the
+        // configuration.
+        assert!(s.apply(Input::Node(Change::Absent("forbidden".into()))));
+        assert!(matches!(s.evaluate(), Some(Evaluation::Valid(..))));
+        assert_eq!(s.resources().nodes, None);
     }
 
     #[test]
