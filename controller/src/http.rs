@@ -4,12 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -17,7 +11,7 @@ use crate::metrics::Metrics;
 /// Readiness facts the loop publishes for `/readyz`.
 #[derive(Debug, Default)]
 pub struct Health {
-    /// The initial list of Services and the ConfigMap have been received.
+    /// The initial list of Services and the configuration have been received.
     pub synced: AtomicBool,
     /// A valid configuration is in force.
     pub config_loaded: AtomicBool,
@@ -34,43 +28,30 @@ impl Health {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
+/// What the shared probe routes read.
+struct ControllerProbes {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
 
-/// Bind the listener now (so the caller learns the port) and serve until `cancel`.
+impl ferrolb_daemon::probes::Probes for ControllerProbes {
+    fn metrics_text(&self) -> String {
+        self.metrics.encode()
+    }
+    fn ready(&self) -> bool {
+        self.health.ready()
+    }
+}
+
+/// Bind now (so the caller learns the port) and serve until `cancel`.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     cancel: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready_handler))
-        .with_state(AppState { metrics, health });
+    let app = ferrolb_daemon::probes::router(Arc::new(ControllerProbes { metrics, health }));
     let (local, handle) = ferrolb_daemon::serve_http(addr, app, cancel).await?;
     tracing::info!(%local, "serving /metrics, /healthz, /readyz");
     Ok((local, handle))
-}
-
-async fn metrics_handler(State(st): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
-    )
-}
-
-async fn ready_handler(State(st): State<AppState>) -> impl IntoResponse {
-    if st.health.ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
 }

@@ -20,34 +20,23 @@ pub async fn serve(
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/status", get(status))
-        .with_state(shared);
+    let app = ferrolb_daemon::probes::router(shared.clone()).merge(
+        Router::new()
+            .route("/status", get(status))
+            .with_state(shared),
+    );
     let (local, handle) = ferrolb_daemon::serve_http(addr, app, cancel).await?;
     tracing::info!(%local, "serving /metrics, /healthz, /readyz, /status");
     Ok((local, handle))
 }
 
-async fn metrics(State(st): State<Arc<Shared>>) -> Response {
-    st.refresh_metrics();
-    (
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
-    )
-        .into_response()
-}
-
-async fn ready(State(st): State<Arc<Shared>>) -> Response {
-    if st.ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+impl ferrolb_daemon::probes::Probes for Shared {
+    fn metrics_text(&self) -> String {
+        self.refresh_metrics();
+        self.metrics.encode()
+    }
+    fn ready(&self) -> bool {
+        Shared::ready(self)
     }
 }
 
