@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ConfigState;
 use super::secrets::BASIC_AUTH;
-use super::store::{Change, Evaluation, Input, Sources};
+use super::store::{Change, Input, Sources};
 use crate::ratelog::LogLimiter;
 use crate::slim::SlimNode;
 use crate::watch::{WatchBackoff, watch as watch_stream};
@@ -165,42 +165,34 @@ async fn fold(mut rx: mpsc::Receiver<Input>, mut sources: Sources, tx: watch::Se
             }
             logged_absent = absent;
         }
-        log_evaluation(&evaluation, &sources);
         if state.take(evaluation, &sources) {
+            log_state(&state, &sources);
             tx.send_replace(state.clone());
         }
     }
 }
 
-fn log_evaluation(e: &Evaluation, sources: &Sources) {
+/// Logs what readers now see (only when it changed, so a Node label change that leaves
+/// the model as it was repeats nothing).
+fn log_state(st: &ConfigState, sources: &Sources) {
     let cm = sources.configmap_key();
-    match e {
-        Evaluation::Valid(origin, p) => {
-            for w in &p.warnings {
-                tracing::warn!(source = origin.as_str(), warning = %w, "configuration warning");
-            }
-            tracing::info!(
-                source = origin.as_str(),
-                configmap = %cm,
-                peers = p.config.peers.len(),
-                pools = p.config.pools.len(),
-                "configuration loaded"
-            );
+    let source = st.origin.map_or("", |o| o.as_str());
+    for w in &st.warnings {
+        tracing::warn!(source, warning = %w, "configuration warning");
+    }
+    match (&st.stale, &st.config) {
+        (None, Some(c)) => tracing::info!(
+            source,
+            configmap = %cm,
+            peers = c.peers.len(),
+            pools = c.pools.len(),
+            "configuration loaded"
+        ),
+        // The reason names the source and every error (`ConfigState::take`).
+        (Some(reason), _) => {
+            tracing::error!(configmap = %cm, %reason, "configuration not taken; keeping the one in force, if any")
         }
-        Evaluation::Invalid(origin, errors) => {
-            for w in &errors.warnings {
-                tracing::warn!(source = origin.as_str(), warning = %w, "configuration warning");
-            }
-            tracing::error!(
-                source = origin.as_str(),
-                configmap = %cm,
-                errors = %errors.lines().join("; "),
-                "configuration rejected; keeping the one in force"
-            );
-        }
-        Evaluation::Missing(reason) => {
-            tracing::error!(configmap = %cm, %reason, "no configuration; keeping the one in force, if any");
-        }
+        (None, None) => {}
     }
 }
 

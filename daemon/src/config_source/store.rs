@@ -432,14 +432,16 @@ impl Sources {
             if let Some(secrets) = &self.secrets
                 && let Ok(parsed) = &mut result
             {
-                let by_name: BTreeMap<String, Secret> = secrets.objects.clone();
                 let absent = match &secrets.listing {
                     Listing::Absent(why) => Some(why.as_str()),
                     _ => None,
                 };
-                if let Err(errors) =
-                    resolve_passwords(&mut parsed.config, &self.namespace, &by_name, absent)
-                {
+                if let Err(errors) = resolve_passwords(
+                    &mut parsed.config,
+                    &self.namespace,
+                    &secrets.objects,
+                    absent,
+                ) {
                     result = Err(ConfigErrors {
                         errors,
                         warnings: parsed.warnings.clone(),
