@@ -10,6 +10,8 @@
 
 pub mod bfd;
 pub mod fsm;
+pub mod intern;
+pub mod prefix_map;
 pub mod rib;
 pub mod session;
 pub mod wire;

@@ -163,7 +163,7 @@ fn one_hundred_thousand_prefixes_pack_under_4096_and_round_trip() {
     assert!(msgs.len() < 130, "{} messages", msgs.len());
     let mut rin = AdjRibIn::default();
     deliver(&msgs, &ctx, &mut rin);
-    let got: BTreeMap<IpNet, Route> = rin.routes().map(|(p, r)| (*p, r.clone())).collect();
+    let got: BTreeMap<IpNet, Route> = rin.routes().map(|(p, r)| (p, r.clone())).collect();
     let want: BTreeMap<IpNet, Route> = desired
         .into_iter()
         .map(|(p, mut r)| {
@@ -340,7 +340,7 @@ proptest! {
             let diff = out.set_desired(desired.clone());
             let msgs = diff.encode(&ctx).unwrap();
             deliver(&msgs, &ctx, &mut rin);
-            let got: BTreeMap<IpNet, Route> = rin.routes().map(|(p, r)| (*p, r.clone())).collect();
+            let got: BTreeMap<IpNet, Route> = rin.routes().map(|(p, r)| (p, r.clone())).collect();
             prop_assert_eq!(got, expected(&desired, &ctx));
             prop_assert!(out.set_desired(desired).is_empty());
         }

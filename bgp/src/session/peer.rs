@@ -715,7 +715,7 @@ impl PeerTask {
             let helper = match (&s.ctx.graceful_restart, reason) {
                 // RFC 4724 4.2: the TCP connection ended without a NOTIFICATION.
                 (Some(pr), DownReason::TcpClosed) => {
-                    let prefixes = s.rib_in.routes().map(|(p, _)| *p).collect();
+                    let prefixes = s.rib_in.routes().map(|(p, _)| p).collect();
                     self.keep_stale(pr, prefixes)
                 }
                 _ => false,

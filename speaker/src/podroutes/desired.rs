@@ -206,12 +206,12 @@ pub fn desired(learned: &Learned, exclusions: &Exclusions, policy: &InstallPolic
     let rules = Rules::new(learned, exclusions, policy);
     let mut out = Desired::default();
     for (prefix, offered) in learned.iter() {
-        match rules.evaluate(prefix, offered) {
+        match rules.evaluate(&prefix, offered) {
             Ok(hops) => {
-                out.routes.insert(*prefix, hops);
+                out.routes.insert(prefix, hops);
             }
             Err(reason) => {
-                out.skipped.insert(*prefix, reason);
+                out.skipped.insert(prefix, reason);
             }
         }
     }

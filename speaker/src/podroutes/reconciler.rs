@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use ferrolb_bgp::prefix_map::{PrefixMap, PrefixSet};
 use ipnet::IpNet;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -32,12 +33,12 @@ pub(super) struct Reconciler {
     view: Option<pass::View>,
     /// Prefixes whose learned routes changed since the last pass: a pass after a change
     /// looks at these only.
-    dirty: BTreeSet<IpNet>,
+    dirty: PrefixSet,
     /// Something every prefix depends on changed (inputs, addresses, the peer set): the
     /// next pass looks at all of them.
     full_needed: bool,
     /// Learned prefixes not installed, and why.
-    skipped: BTreeMap<IpNet, SkipReason>,
+    skipped: PrefixMap<SkipReason>,
     /// Prefixes whose last kernel write failed (retried): wanted next hops and error.
     failed: BTreeMap<IpNet, (Vec<IpAddr>, String)>,
     /// ECMP routes installed over only some of their next hops (see `ecmp`).
@@ -48,7 +49,7 @@ pub(super) struct Reconciler {
     settled: bool,
     /// Until settled: prefixes of ours found in the kernel at start (a previous run's)
     /// that have not been wanted since; only these are kept from deletion.
-    adopted: Option<BTreeSet<IpNet>>,
+    adopted: Option<PrefixSet>,
     /// The latest a previous run's routes are kept, whatever the sessions do.
     settle_deadline: Option<Instant>,
     /// Peers that delivered their initial table.
@@ -86,9 +87,9 @@ impl Reconciler {
             learned: Learned::default(),
             kernel: None,
             view: None,
-            dirty: BTreeSet::new(),
+            dirty: PrefixSet::new(),
             full_needed: true,
-            skipped: BTreeMap::new(),
+            skipped: PrefixMap::new(),
             failed: BTreeMap::new(),
             partial: ecmp::PartialInstalls::new(),
             synced: BTreeSet::new(),
@@ -179,7 +180,7 @@ impl Reconciler {
         for r in &batch.routes {
             if self.learned.apply(r) {
                 changed = true;
-                self.dirty.insert(r.prefix.trunc());
+                self.dirty.add(r.prefix.trunc());
             }
         }
         // A new or vanished peer changes the "covers a peer's address" rule everywhere.

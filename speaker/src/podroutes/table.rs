@@ -1,73 +1,77 @@
 //! The learned routes as the reconciler keeps them: per prefix, the next hop each peer
-//! offers. Compact on purpose: a large table costs about 60 bytes a prefix here, with no
-//! allocation for the common case of one peer per prefix; and the kernel routes as the
-//! reconciler last left them ([`Gateways`], likewise without an allocation per route).
+//! offers. Compact on purpose, as a leaked table lands here: the prefixes are kept per
+//! address family ([`PrefixMap`]: 5 bytes an IPv4 key instead of 18) and each prefix
+//! points at one shared copy of its offers (almost every prefix of a large table has the
+//! same one: a peer and its next hop), about 20 bytes a prefix in all; and the kernel
+//! routes as the reconciler last left them ([`Gateways`], likewise without an allocation
+//! per route).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use ferrolb_bgp::intern::Interner;
+use ferrolb_bgp::prefix_map::PrefixMap;
 use ferrolb_bgp::session::LearnedRoute;
 use ipnet::IpNet;
 
 use super::desired::NextHops;
 
-/// Who offers one prefix: (peer, next hop) pairs, sorted by peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Offers {
-    One((IpAddr, IpAddr)),
-    Many(Vec<(IpAddr, IpAddr)>),
-}
-
-impl Offers {
-    fn as_slice(&self) -> &[(IpAddr, IpAddr)] {
-        match self {
-            Offers::One(t) => std::slice::from_ref(t),
-            Offers::Many(v) => v,
-        }
-    }
-
-    fn from_vec(mut v: Vec<(IpAddr, IpAddr)>) -> Option<Offers> {
-        match v.len() {
-            0 => None,
-            1 => v.pop().map(Offers::One),
-            _ => Some(Offers::Many(v)),
-        }
-    }
-}
+/// Who offers one prefix: (peer, next hop) pairs, sorted by peer, at least one.
+type Offers = Box<[(IpAddr, IpAddr)]>;
 
 /// The routes learned from every peer (the union of their Adj-RIB-In), one next hop per
 /// peer and prefix, as BGP delivers them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Learned {
-    by_prefix: BTreeMap<IpNet, Offers>,
+    by_prefix: PrefixMap<Arc<Offers>>,
+    /// The shared copies of the offers.
+    offers: Interner<Offers>,
     /// Entries per peer (a peer with none is not listed).
     peers: BTreeMap<IpAddr, usize>,
 }
 
+impl PartialEq for Learned {
+    fn eq(&self, other: &Self) -> bool {
+        self.by_prefix == other.by_prefix
+    }
+}
+
+impl Eq for Learned {}
+
+impl Clone for Learned {
+    fn clone(&self) -> Self {
+        self.by_prefix
+            .iter()
+            .flat_map(|(p, o)| o.iter().map(move |(peer, nh)| (*peer, p, *nh)))
+            .collect()
+    }
+}
+
 impl Learned {
+    /// Sets the offers of `prefix` (none: forgets it).
+    fn set(&mut self, prefix: IpNet, offers: &[(IpAddr, IpAddr)]) {
+        let old = if offers.is_empty() {
+            self.by_prefix.remove(&prefix)
+        } else {
+            let shared = self.offers.intern(offers.into());
+            self.by_prefix.insert(prefix, shared)
+        };
+        if old.is_some() {
+            self.offers.released(1);
+        }
+    }
+
     /// Records that `peer` offers `prefix` via `next_hop` (replacing its previous route).
     /// Host bits of `prefix` are cleared. Returns whether anything changed.
     pub fn learn(&mut self, peer: IpAddr, prefix: IpNet, next_hop: IpAddr) -> bool {
         let prefix = prefix.trunc();
-        // The common cases without an allocation: a new prefix, or the one peer's route.
-        match self.by_prefix.get_mut(&prefix) {
-            None => {
-                self.by_prefix.insert(prefix, Offers::One((peer, next_hop)));
-                *self.peers.entry(peer).or_default() += 1;
-                return true;
-            }
-            Some(Offers::One((p, n))) if *p == peer => {
-                let changed = *n != next_hop;
-                *n = next_hop;
-                return changed;
-            }
-            Some(_) => {}
-        }
-        let mut v = self
-            .by_prefix
-            .get(&prefix)
-            .map(|o| o.as_slice().to_vec())
-            .unwrap_or_default();
+        let Some(o) = self.by_prefix.get(&prefix) else {
+            self.set(prefix, &[(peer, next_hop)]);
+            *self.peers.entry(peer).or_default() += 1;
+            return true;
+        };
+        let mut v = o.to_vec();
         match v.binary_search_by_key(&peer, |e| e.0) {
             Ok(i) if v[i].1 == next_hop => return false,
             Ok(i) => v[i].1 = next_hop,
@@ -76,9 +80,7 @@ impl Learned {
                 *self.peers.entry(peer).or_default() += 1;
             }
         }
-        if let Some(o) = Offers::from_vec(v) {
-            self.by_prefix.insert(prefix, o);
-        }
+        self.set(prefix, &v);
         true
     }
 
@@ -88,15 +90,12 @@ impl Learned {
         let Some(o) = self.by_prefix.get(&prefix) else {
             return false;
         };
-        let mut v = o.as_slice().to_vec();
-        let Ok(i) = v.binary_search_by_key(&peer, |e| e.0) else {
+        let Ok(i) = o.binary_search_by_key(&peer, |e| e.0) else {
             return false;
         };
+        let mut v = o.to_vec();
         v.remove(i);
-        match Offers::from_vec(v) {
-            Some(o) => self.by_prefix.insert(prefix, o),
-            None => self.by_prefix.remove(&prefix),
-        };
+        self.set(prefix, &v);
         if let Some(n) = self.peers.get_mut(&peer) {
             *n -= 1;
             if *n == 0 {
@@ -123,21 +122,13 @@ impl Learned {
         let prefixes: Vec<IpNet> = self
             .by_prefix
             .iter()
-            .filter(|(_, o)| o.as_slice().iter().any(|e| e.0 == peer))
-            .map(|(p, _)| *p)
+            .filter(|(_, o)| o.iter().any(|e| e.0 == peer))
+            .map(|(p, _)| p)
             .collect();
         for p in prefixes {
             if let Some(o) = self.by_prefix.get(&p) {
-                let v: Vec<(IpAddr, IpAddr)> = o
-                    .as_slice()
-                    .iter()
-                    .copied()
-                    .filter(|e| e.0 != peer)
-                    .collect();
-                match Offers::from_vec(v) {
-                    Some(o) => self.by_prefix.insert(p, o),
-                    None => self.by_prefix.remove(&p),
-                };
+                let v: Vec<(IpAddr, IpAddr)> = o.iter().copied().filter(|e| e.0 != peer).collect();
+                self.set(p, &v);
             }
         }
         true
@@ -168,18 +159,18 @@ impl Learned {
         self.by_prefix
             .get(prefix)
             .into_iter()
-            .flat_map(|o| o.as_slice().iter().map(|e| e.1))
+            .flat_map(|o| o.iter().map(|e| e.1))
     }
 
     /// Every prefix with the next hops offered for it, in prefix order.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, impl Iterator<Item = IpAddr> + '_)> {
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, impl Iterator<Item = IpAddr> + '_)> {
         self.by_prefix
             .iter()
-            .map(|(p, o)| (p, o.as_slice().iter().map(|e| e.1)))
+            .map(|(p, o)| (p, o.iter().map(|e| e.1)))
     }
 
     /// Every prefix, in order.
-    pub fn prefixes(&self) -> impl Iterator<Item = &IpNet> {
+    pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
         self.by_prefix.keys()
     }
 }
@@ -196,7 +187,7 @@ impl FromIterator<(IpAddr, IpNet, IpAddr)> for Learned {
 }
 
 /// The gateways of one kernel route, sorted: inline for a single one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Gateways {
     /// One gateway (no allocation).
     One(IpAddr),
@@ -229,5 +220,134 @@ impl Gateways {
             Gateways::One(a) => vec![*a],
             Gateways::Many(v) => v.to_vec(),
         }
+    }
+}
+
+/// The routes of one prefix in the kernel: (metric, gateways), sorted by metric.
+type KernelRoutes = Box<[(u32, Gateways)]>;
+
+/// Our routes in the kernel as the reconciler last saw or left them. Per prefix one
+/// shared copy of its routes (a large table has almost only one: our metric over the
+/// one router), so 100,000 routes cost about 20 bytes each.
+#[derive(Debug, Default)]
+pub struct View {
+    by_prefix: PrefixMap<Arc<KernelRoutes>>,
+    shared: Interner<KernelRoutes>,
+    /// Number of (prefix, metric) routes.
+    routes: usize,
+}
+
+impl View {
+    /// Empty.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The routes of `prefix`, by metric.
+    pub fn routes(&self, prefix: &IpNet) -> &[(u32, Gateways)] {
+        self.by_prefix.get(prefix).map_or(&[], |r| &r[..])
+    }
+
+    /// The gateways of the route for `prefix` at `metric`.
+    pub fn get(&self, prefix: &IpNet, metric: u32) -> Option<&Gateways> {
+        let routes = self.routes(prefix);
+        routes
+            .binary_search_by_key(&metric, |r| r.0)
+            .ok()
+            .map(|i| &routes[i].1)
+    }
+
+    /// Sets the route for `prefix` at `metric`.
+    pub fn insert(&mut self, prefix: IpNet, metric: u32, gateways: Gateways) {
+        let mut routes = self.routes(&prefix).to_vec();
+        match routes.binary_search_by_key(&metric, |r| r.0) {
+            Ok(i) => routes[i].1 = gateways,
+            Err(i) => routes.insert(i, (metric, gateways)),
+        }
+        self.set(prefix, routes);
+    }
+
+    /// Removes the route for `prefix` at `metric`.
+    pub fn remove(&mut self, prefix: &IpNet, metric: u32) {
+        let mut routes = self.routes(prefix).to_vec();
+        if let Ok(i) = routes.binary_search_by_key(&metric, |r| r.0) {
+            routes.remove(i);
+            self.set(*prefix, routes);
+        }
+    }
+
+    fn set(&mut self, prefix: IpNet, routes: Vec<(u32, Gateways)>) {
+        let count = routes.len();
+        let old = if routes.is_empty() {
+            self.by_prefix.remove(&prefix)
+        } else {
+            let shared = self.shared.intern(routes.into_boxed_slice());
+            self.by_prefix.insert(prefix, shared)
+        };
+        self.routes = self.routes + count - old.as_ref().map_or(0, |o| o.len());
+        if old.is_some() {
+            self.shared.released(1);
+        }
+    }
+
+    /// Prefixes with a route, in order.
+    pub fn prefixes(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.by_prefix.keys()
+    }
+
+    /// Every prefix with its routes, in prefix order.
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, &[(u32, Gateways)])> + '_ {
+        self.by_prefix.iter().map(|(p, r)| (p, &r[..]))
+    }
+
+    /// Number of (prefix, metric) routes.
+    pub fn len(&self) -> usize {
+        self.routes
+    }
+
+    /// True when there is no route.
+    pub fn is_empty(&self) -> bool {
+        self.routes == 0
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn gw(s: &str) -> Gateways {
+        Gateways::One(s.parse().unwrap())
+    }
+
+    #[test]
+    fn routes_per_prefix_and_metric_with_a_count() {
+        let mut v = View::new();
+        v.insert(net("10.0.0.1/32"), 20, gw("192.0.2.1"));
+        v.insert(net("10.0.0.1/32"), 10, gw("192.0.2.2"));
+        v.insert(net("10.0.0.2/32"), 20, gw("192.0.2.1"));
+        v.insert(net("fd00::/64"), 20, gw("fd00::1"));
+        assert_eq!(v.len(), 4);
+        assert_eq!(
+            v.routes(&net("10.0.0.1/32")),
+            [(10, gw("192.0.2.2")), (20, gw("192.0.2.1"))]
+        );
+        assert_eq!(v.get(&net("10.0.0.2/32"), 20), Some(&gw("192.0.2.1")));
+        assert_eq!(v.get(&net("10.0.0.2/32"), 10), None);
+        v.insert(net("10.0.0.2/32"), 20, gw("192.0.2.9"));
+        assert_eq!(v.len(), 4, "a changed route is not a new one");
+        v.remove(&net("10.0.0.1/32"), 10);
+        v.remove(&net("10.0.0.1/32"), 99);
+        assert_eq!(v.len(), 3);
+        v.remove(&net("10.0.0.1/32"), 20);
+        assert_eq!(
+            v.prefixes().collect::<Vec<_>>(),
+            [net("10.0.0.2/32"), net("fd00::/64")]
+        );
+        assert_eq!(v.len(), 2);
+        assert!(v.routes(&net("10.0.0.1/32")).is_empty());
     }
 }

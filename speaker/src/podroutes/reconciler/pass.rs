@@ -13,17 +13,16 @@ use tracing::{debug, info, warn};
 use super::super::desired::{self, InstalledRoute, Op, RouteTable, Rules};
 use super::super::netlink::{NetlinkError, ROUTE_PROTOCOL};
 use super::super::table::Gateways;
+pub(in super::super) use super::super::table::View;
 use super::super::{PassReport, SNAPSHOT_ROWS, Snapshot, ecmp};
 use super::{LOG_LINES_PER_PASS, Reconciler, log_applied};
 
-/// Our routes in the kernel: (prefix, metric) -> gateways.
-pub(in super::super) type View = BTreeMap<(IpNet, u32), Gateways>;
-
 /// The view's routes for one prefix, as the planner takes them.
 fn current_for(view: &View, prefix: IpNet) -> Vec<InstalledRoute> {
-    view.range((prefix, 0)..=(prefix, u32::MAX))
-        .map(|((p, m), g)| InstalledRoute {
-            prefix: *p,
+    view.routes(&prefix)
+        .iter()
+        .map(|(m, g)| InstalledRoute {
+            prefix,
             metric: *m,
             next_hops: g.hops(),
         })
@@ -39,13 +38,12 @@ fn plan_prefix(
     metric: u32,
     ops: &mut Vec<Op>,
 ) {
-    let mut current = view.range((prefix, 0)..=(prefix, u32::MAX));
-    let first = current.next();
-    let only = first.is_some() && current.next().is_none();
-    match (want, first) {
+    let current = view.routes(&prefix);
+    let only = current.len() == 1;
+    match (want, current.first()) {
         (None, None) => {}
         (Some(next_hops), None) => ops.push(Op::Replace { prefix, next_hops }),
-        (Some(next_hops), Some(((_, m), g))) if only && *m == metric => {
+        (Some(next_hops), Some((m, g))) if only && *m == metric => {
             if g.hops() != next_hops {
                 ops.push(Op::Replace { prefix, next_hops });
             }
@@ -80,13 +78,12 @@ impl Reconciler {
             self.skipped.clear();
             self.learned
                 .prefixes()
-                .copied()
-                .chain(view.keys().map(|k| k.0))
+                .chain(view.prefixes())
                 .chain(self.failed.keys().copied())
                 .collect()
         } else {
             std::mem::take(&mut self.dirty)
-                .into_iter()
+                .keys()
                 .chain(self.failed.keys().copied())
                 .collect()
         };
@@ -94,7 +91,7 @@ impl Reconciler {
         prefixes.dedup();
         self.dirty.clear();
         if !self.settled && self.adopted.is_none() {
-            self.adopted = Some(view.keys().map(|k| k.0).collect());
+            self.adopted = Some(view.prefixes().collect());
         }
         if self.settled {
             self.adopted = None;
@@ -202,7 +199,7 @@ impl Reconciler {
                 && next_hops.len() > 1
                 && !e.is_connection_lost()
             {
-                let installed = view.get(&(prefix, self.opts.metric)).map(Gateways::hops);
+                let installed = view.get(&prefix, self.opts.metric).map(Gateways::hops);
                 match ecmp::install_usable(
                     &kernel,
                     prefix,
@@ -224,7 +221,7 @@ impl Reconciler {
                             warn!(%prefix, usable = %usable.join(","), %error, "ECMP pod route installed without the next hops the kernel refused; will retry");
                         }
                         if let Some(g) = Gateways::from_hops(&p.usable) {
-                            view.insert((prefix, self.opts.metric), g);
+                            view.insert(prefix, self.opts.metric, g);
                         }
                         self.failed.insert(prefix, (hops, error));
                         continue;
@@ -242,11 +239,11 @@ impl Reconciler {
                     match op {
                         Op::Replace { next_hops, .. } => {
                             if let Some(g) = Gateways::from_hops(next_hops) {
-                                view.insert((prefix, self.opts.metric), g);
+                                view.insert(prefix, self.opts.metric, g);
                             }
                         }
                         Op::Delete { metric, .. } => {
-                            view.remove(&(prefix, *metric));
+                            view.remove(&prefix, *metric);
                         }
                     }
                 }
@@ -286,14 +283,10 @@ impl Reconciler {
     /// The status snapshot: counts in full, lists cut at [`SNAPSHOT_ROWS`].
     fn publish(&self, view: &View) {
         let mut installed: Vec<(IpNet, Vec<IpAddr>)> = Vec::new();
-        for ((prefix, _), g) in view {
-            if installed.last().is_some_and(|l| l.0 == *prefix) {
-                continue;
+        for (prefix, routes) in view.iter().take(SNAPSHOT_ROWS) {
+            if let Some((_, g)) = routes.first() {
+                installed.push((prefix, g.to_vec()));
             }
-            if installed.len() == SNAPSHOT_ROWS {
-                break;
-            }
-            installed.push((*prefix, g.to_vec()));
         }
         let mut refused: BTreeMap<&'static str, usize> = BTreeMap::new();
         for reason in self.skipped.values() {
@@ -309,7 +302,7 @@ impl Reconciler {
                 .skipped
                 .iter()
                 .take(SNAPSHOT_ROWS)
-                .map(|(p, r)| (*p, r.clone()))
+                .map(|(p, r)| (p, r.clone()))
                 .collect(),
             failed: self
                 .failed
@@ -340,13 +333,12 @@ impl Reconciler {
                 let mut v = View::new();
                 kernel
                     .for_each_route(|r| {
-                        let key = (r.prefix, r.metric);
-                        let hops = match v.get(&key) {
+                        let hops = match v.get(&r.prefix, r.metric) {
                             Some(g) => g.hops().into_iter().chain(r.next_hops).collect(),
                             None => r.next_hops,
                         };
                         if let Some(g) = Gateways::from_hops(&hops) {
-                            v.insert(key, g);
+                            v.insert(r.prefix, r.metric, g);
                         }
                     })
                     .await?;
