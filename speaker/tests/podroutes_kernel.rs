@@ -884,3 +884,82 @@ fn two_thousand_ecmp_routes_install_and_go_away() {
     );
     eprintln!("2000 ECMP routes: install {install:?}, idle pass {idle:?}, remove {remove:?}");
 }
+
+/// `apply_all` writes many routes per system call (one acknowledgement per batch): each
+/// op still gets its own result, a refused route in the middle of a batch fails alone,
+/// and the kernel ends up with exactly the routes that succeeded.
+#[test]
+fn batched_writes_report_each_refusal_and_install_the_rest() {
+    use ferrolb_speaker::podroutes::desired::Op;
+    if skip() {
+        return;
+    }
+    let t = Topo::new();
+    let rt = runtime();
+    let k = rt
+        .block_on(async { KernelRoutes::connect(Some(&t.netns_path()), DEFAULT_METRIC) })
+        .expect("connect");
+    // 200 ops, more than three batches: every 7th over a gateway nobody can reach.
+    let refused = |i: u32| i % 7 == 3;
+    let prefix = |i: u32| net(&format!("10.{}.{}.0/24", 100 + i / 200, i % 200));
+    let ops: Vec<Op> = (0..200)
+        .map(|i| Op::Replace {
+            prefix: prefix(i),
+            next_hops: hops(&[if refused(i) { "10.77.0.1" } else { "10.1.0.1" }]),
+        })
+        .chain([Op::Replace {
+            prefix: net("fd00:244:9::/64"),
+            next_hops: hops(&["fd01::1"]),
+        }])
+        .collect();
+    let results = rt.block_on(k.apply_all(&ops));
+    assert_eq!(results.len(), ops.len(), "one result per op");
+    for (i, r) in results.iter().enumerate().take(200) {
+        if refused(i as u32) {
+            let e = r.as_ref().expect_err("unreachable gateway refused");
+            assert!(
+                e.to_string().contains(&prefix(i as u32).to_string()),
+                "error names the route: {e}"
+            );
+            assert!(
+                !e.is_connection_lost(),
+                "a refusal is not a lost socket: {e}"
+            );
+        } else {
+            assert!(r.is_ok(), "op {i}: {r:?}");
+        }
+    }
+    assert!(
+        results[200].is_ok(),
+        "IPv6 in the same call: {:?}",
+        results[200]
+    );
+    let listed = rt.block_on(k.list()).expect("list");
+    let want: BTreeSet<IpNet> = (0..200)
+        .filter(|i| !refused(*i))
+        .map(prefix)
+        .chain([net("fd00:244:9::/64")])
+        .collect();
+    let got: BTreeSet<IpNet> = listed.iter().map(|r| r.prefix).collect();
+    assert_eq!(got, want, "exactly the accepted routes are in the kernel");
+
+    // Deletes in batches: present ones go, absent ones are no error.
+    let deletes: Vec<Op> = (0..200)
+        .map(|i| Op::Delete {
+            prefix: prefix(i),
+            metric: DEFAULT_METRIC,
+        })
+        .collect();
+    let results = rt.block_on(k.apply_all(&deletes));
+    assert!(
+        results.iter().all(Result::is_ok),
+        "deleting routes, some never installed: {results:?}"
+    );
+    let left: Vec<IpNet> = rt
+        .block_on(k.list())
+        .expect("list")
+        .into_iter()
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(left, [net("fd00:244:9::/64")]);
+}

@@ -16,7 +16,8 @@
 //! ([`ferrolb_bgp::session::learned`]): bounded, coalescing diffs, the same path in the
 //! daemon and in the tests. A pass runs right after a change (bursts are coalesced),
 //! periodically to repair routes deleted by hand, and after a failed pass with an
-//! exponential back-off. Kernel writes are pipelined ([`netlink::PIPELINE`]).
+//! exponential back-off. Kernel writes go in batches, many routes per system call
+//! (`batch`).
 //!
 //! At start, routes with our protocol left by a previous run are either removed at once
 //! ([`PodRoutesOptions::settle`] `None`) or adopted: kept while the sessions deliver
@@ -26,6 +27,7 @@
 //! fatal. Dropping every [`PodRoutesHandle`] stops the task and leaves the kernel as it
 //! is; [`PodRoutesHandle::stop`] can remove our routes first.
 
+mod batch;
 pub mod desired;
 mod ecmp;
 mod feed;

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
@@ -26,6 +26,7 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 use tokio::task::JoinHandle;
 
+use super::batch::{self, BatchSocket};
 use super::desired::{InstalledRoute, NextHops, Op};
 
 /// The routing protocol number on every route we install: `proto 210` in `ip route`.
@@ -43,10 +44,6 @@ pub const DEFAULT_METRIC: u32 = 2000;
 
 /// The main routing table.
 const MAIN_TABLE: u32 = RouteHeader::RT_TABLE_MAIN as u32;
-
-/// Kernel requests in flight at once on the netlink socket: a large table goes in at
-/// kernel speed instead of one round trip per route.
-pub const PIPELINE: usize = 128;
 
 /// ESRCH: the route to delete is already gone.
 const ESRCH: i32 = 3;
@@ -73,6 +70,14 @@ pub enum NetlinkError {
         /// The rtnetlink error.
         source: rtnetlink::Error,
     },
+    /// The batch socket failed (its replies can no longer be trusted).
+    #[error("{what}: netlink socket: {source}")]
+    Socket {
+        /// What we were doing.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// A route could not be expressed as a netlink message.
     #[error("invalid route {prefix}: {reason}")]
     Invalid {
@@ -91,7 +96,7 @@ impl NetlinkError {
             NetlinkError::Request {
                 source: rtnetlink::Error::RequestFailed,
                 ..
-            }
+            } | NetlinkError::Socket { .. }
         )
     }
 }
@@ -101,6 +106,8 @@ impl NetlinkError {
 pub struct KernelRoutes {
     handle: Handle,
     connection: JoinHandle<()>,
+    /// For [`KernelRoutes::apply_all`]: many writes per system call.
+    batch: std::sync::Mutex<BatchSocket>,
     metric: u32,
 }
 
@@ -110,22 +117,25 @@ impl Drop for KernelRoutes {
     }
 }
 
-/// Opens an rtnetlink connection. A netlink socket belongs to the network namespace of
-/// the thread that creates it, so for `netns` a short-lived thread enters the namespace,
-/// creates the socket (registered with the caller's tokio runtime) and hands it back;
-/// no runtime thread ever changes namespace.
-fn open_connection(
-    netns: Option<&Path>,
-) -> Result<
-    (
-        rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
-        Handle,
-    ),
-    NetlinkError,
-> {
-    let Some(path) = netns else {
+/// An rtnetlink connection, its handle and the batch socket, all in one namespace.
+type Opened = (
+    rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
+    Handle,
+    BatchSocket,
+);
+
+/// Opens an rtnetlink connection and a batch socket. A netlink socket belongs to the
+/// network namespace of the thread that creates it, so for `netns` a short-lived thread
+/// enters the namespace, creates the sockets (registered with the caller's tokio runtime)
+/// and hands them back; no runtime thread ever changes namespace.
+fn open_connection(netns: Option<&Path>) -> Result<Opened, NetlinkError> {
+    let open = || -> Result<Opened, NetlinkError> {
         let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
-        return Ok((conn, handle));
+        let batch = BatchSocket::open().map_err(NetlinkError::Connect)?;
+        Ok((conn, handle, batch))
+    };
+    let Some(path) = netns else {
+        return open();
     };
     let rt = tokio::runtime::Handle::current();
     let path = path.to_path_buf();
@@ -139,8 +149,7 @@ fn open_connection(
             nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| ns_err(&path, std::io::Error::from(e)))?;
             let _guard = rt.enter();
-            let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
-            Ok((conn, handle))
+            open()
         })
         .join()
         .unwrap_or_else(|_| {
@@ -155,11 +164,12 @@ impl KernelRoutes {
     /// Connects (inside a tokio runtime) to the current network namespace, or to the one
     /// at `netns` (e.g. `/var/run/netns/NAME`). Our routes get `metric`.
     pub fn connect(netns: Option<&Path>, metric: u32) -> Result<KernelRoutes, NetlinkError> {
-        let (conn, handle) = open_connection(netns)?;
+        let (conn, handle, batch) = open_connection(netns)?;
         let connection = tokio::spawn(conn);
         Ok(KernelRoutes {
             handle,
             connection,
+            batch: std::sync::Mutex::new(batch),
             metric,
         })
     }
@@ -260,11 +270,7 @@ impl KernelRoutes {
     /// Deletes our route for `prefix` at `metric` (all its paths). A route already gone
     /// is not an error.
     pub async fn delete(&self, prefix: IpNet, metric: u32) -> Result<(), NetlinkError> {
-        let mut msg = base_message(prefix)?;
-        // Like `ip route del`: any scope and type; protocol and metric select ours only.
-        msg.header.scope = RouteScope::NoWhere;
-        msg.header.kind = RouteType::Unspec;
-        msg.attributes.push(RouteAttribute::Priority(metric));
+        let msg = delete_message(prefix, metric)?;
         match self.handle.route().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e))
@@ -279,22 +285,52 @@ impl KernelRoutes {
         }
     }
 
-    /// Applies planned operations with up to [`PIPELINE`] requests in flight; the
+    /// Applies planned operations, [`batch::BATCH`] per system call (see [`batch`]); the
     /// results come back in the order of `ops`. Callers order dependent operations
-    /// (deletes before replaces) by calling this once per group.
+    /// (deletes before replaces) by calling this once per group. Other tasks run
+    /// between batches.
     pub async fn apply_all(&self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
         let mut out = Vec::with_capacity(ops.len());
-        let mut in_flight = futures::stream::FuturesOrdered::new();
-        for op in ops {
-            if in_flight.len() >= PIPELINE
-                && let Some(r) = in_flight.next().await
-            {
-                out.push(r);
+        for chunk in ops.chunks(batch::BATCH) {
+            // Per op of the chunk: its result already (not expressible), or its request.
+            let mut results: Vec<Option<Result<(), NetlinkError>>> = Vec::new();
+            let mut requests = Vec::with_capacity(chunk.len());
+            for op in chunk {
+                let request = match op {
+                    Op::Replace { prefix, next_hops } => self
+                        .route_message(*prefix, next_hops)
+                        .map(batch::Request::Replace),
+                    Op::Delete { prefix, metric } => {
+                        delete_message(*prefix, *metric).map(batch::Request::Delete)
+                    }
+                };
+                match request {
+                    Ok(r) => {
+                        requests.push(r);
+                        results.push(None);
+                    }
+                    Err(e) => results.push(Some(Err(e))),
+                }
             }
-            in_flight.push_back(self.apply(op));
-        }
-        while let Some(r) = in_flight.next().await {
-            out.push(r);
+            let replies = match self.batch.lock() {
+                Ok(mut socket) => socket.send(&requests),
+                Err(_) => Err(std::io::Error::other("batch socket poisoned")),
+            };
+            let mut answered = 0;
+            for (op, slot) in chunk.iter().zip(results) {
+                out.push(slot.unwrap_or_else(|| {
+                    let k = answered;
+                    answered += 1;
+                    match &replies {
+                        Ok(r) => reply_result(op, &r[k]),
+                        Err(e) => Err(NetlinkError::Socket {
+                            what: describe(op),
+                            source: std::io::Error::new(e.kind(), e.to_string()),
+                        }),
+                    }
+                }));
+            }
+            tokio::task::yield_now().await;
         }
         out
     }
@@ -340,6 +376,41 @@ impl KernelRoutes {
             }
         }
         Ok(msg)
+    }
+}
+
+/// The message deleting our route for `prefix` at `metric`: like `ip route del`, any
+/// scope and type; protocol and metric select ours only.
+fn delete_message(prefix: IpNet, metric: u32) -> Result<RouteMessage, NetlinkError> {
+    let mut msg = base_message(prefix)?;
+    msg.header.scope = RouteScope::NoWhere;
+    msg.header.kind = RouteType::Unspec;
+    msg.attributes.push(RouteAttribute::Priority(metric));
+    Ok(msg)
+}
+
+/// What `op` does, for error messages.
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Replace { prefix, .. } => format!("replacing route {prefix}"),
+        Op::Delete { prefix, metric } => format!("deleting route {prefix} metric {metric}"),
+    }
+}
+
+/// The result of `op` from the kernel's reply: as [`KernelRoutes::replace`] and
+/// [`KernelRoutes::delete`] report it (a route already gone is not an error).
+fn reply_result(op: &Op, reply: &batch::Reply) -> Result<(), NetlinkError> {
+    match (reply, op) {
+        (batch::Reply::Ok, _) => Ok(()),
+        (batch::Reply::Refused(ESRCH), Op::Delete { .. }) => Ok(()),
+        (batch::Reply::Refused(code), _) => {
+            let mut e = rtnetlink::packet_core::ErrorMessage::default();
+            e.code = std::num::NonZeroI32::new(-code);
+            Err(NetlinkError::Request {
+                what: describe(op),
+                source: rtnetlink::Error::NetlinkError(e),
+            })
+        }
     }
 }
 
