@@ -165,10 +165,18 @@ fn measure(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let secs = t0.elapsed().as_secs_f64();
+    // Where the memory is, mapping by mapping (`FERROLB_BENCH_SMAPS=DIR`).
+    if let Some(dir) = std::env::var_os("FERROLB_BENCH_SMAPS") {
+        let to = PathBuf::from(dir).join(format!("{receiver}-{n}.smaps").replace(' ', "_"));
+        if let Err(e) = std::fs::copy(format!("/proc/{pid}/smaps"), &to) {
+            eprintln!("copying smaps to {}: {e}", to.display());
+        }
+    }
     Row {
         receiver,
         n,
-        secs: t0.elapsed().as_secs_f64(),
+        secs,
         peak_mib: peak_kib(pid) as f64 / 1024.0,
         anon_mib: anon.max(anon_kib(pid)) as f64 / 1024.0,
     }
