@@ -4,9 +4,14 @@
 //! but handing it an identical table still costs a diff over every prefix; and a peer whose
 //! settings did not change must not even be looked at. So this layer remembers what it last
 //! gave each peer and calls the speaker only for peers whose table or settings changed.
+//!
+//! What it remembers is not a copy: the table is handed over in an `Arc` that the peer's
+//! task keeps, so both hold the one allocation; and peers given equal tables (every router
+//! of an ECMP pair, as a rule) share one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferrolb_bgp::session::{PeerConfig, PeerSelector, Speaker};
 use tokio::task::JoinHandle;
@@ -17,7 +22,8 @@ use crate::routes::RouteTable;
 pub struct Sessions {
     speaker: Speaker,
     configured: BTreeMap<IpAddr, PeerConfig>,
-    sent: BTreeMap<IpAddr, RouteTable>,
+    /// The table each peer's task holds (the same allocation).
+    sent: BTreeMap<IpAddr, Arc<RouteTable>>,
     /// Peers the speaker refused (invalid settings), with the reason.
     errors: BTreeMap<IpAddr, String>,
     /// Peers being removed (their Cease is being written).
@@ -51,7 +57,7 @@ impl Sessions {
 
     /// Number of prefixes last handed to `peer`.
     pub fn desired_count(&self, peer: IpAddr) -> usize {
-        self.sent.get(&peer).map_or(0, BTreeMap::len)
+        self.sent.get(&peer).map_or(0, |t| t.len())
     }
 
     /// The configured peers.
@@ -153,9 +159,16 @@ impl Sessions {
         for addr in peers {
             let table = tables.remove(&addr).unwrap_or_default();
             let first = !self.sent.contains_key(&addr);
-            if !first && self.sent.get(&addr) == Some(&table) {
+            if !first && self.sent.get(&addr).is_some_and(|t| **t == table) {
                 continue;
             }
+            // Another peer's equal table, if there is one (compared by length first).
+            let table = self
+                .sent
+                .values()
+                .find(|t| t.len() == table.len() && ***t == table)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(table));
             if first && table.is_empty() {
                 self.sent.insert(addr, table);
                 continue;
@@ -205,7 +218,6 @@ mod tests {
     use super::*;
     use ferrolb_bgp::session::{RouteSpec, SpeakerConfig};
     use std::net::Ipv4Addr;
-    use std::sync::Arc;
 
     fn peer(port: u16) -> PeerConfig {
         // Nothing listens on these loopback ports: the sessions just retry in the background.
@@ -282,6 +294,33 @@ mod tests {
         assert_eq!(removed, vec![addr]);
         assert!(s.configured().is_empty());
         assert!(s.errors().is_empty());
+        s.shutdown("test over").await;
+    }
+
+    #[tokio::test]
+    async fn peers_given_equal_tables_share_one() {
+        let (speaker, _events) =
+            Speaker::new(SpeakerConfig::new(Ipv4Addr::UNSPECIFIED)).expect("speaker");
+        let mut s = Sessions::new(speaker);
+        let a = peer(3);
+        let mut b = peer(4);
+        b.address = "127.0.0.3".parse().unwrap();
+        let peers = BTreeMap::from([(a.address, a.clone()), (b.address, b.clone())]);
+        s.apply_peers(&peers).await;
+        let t = table(&["172.17.254.1/32", "172.17.254.2/32"], 1);
+        let tables = BTreeMap::from([(a.address, t.clone()), (b.address, t.clone())]);
+        assert_eq!(s.apply_routes(tables), 2, "both peers get the table");
+        assert!(
+            Arc::ptr_eq(&s.sent[&a.address], &s.sent[&b.address]),
+            "one allocation for both"
+        );
+        // One peer's table changes: the other keeps the shared one, unchanged.
+        let t2 = table(&["172.17.254.1/32"], 1);
+        let tables = BTreeMap::from([(a.address, t2.clone()), (b.address, t.clone())]);
+        assert_eq!(s.apply_routes(tables), 1, "only the changed peer");
+        assert!(!Arc::ptr_eq(&s.sent[&a.address], &s.sent[&b.address]));
+        assert_eq!(*s.sent[&a.address], t2);
+        assert_eq!(*s.sent[&b.address], t);
         s.shutdown("test over").await;
     }
 }

@@ -337,13 +337,15 @@ impl Speaker {
     }
 
     /// Replace the desired routes of one peer, or of all peers (and the default for
-    /// peers added later).
+    /// peers added later). A table the caller already holds in an `Arc` is kept as it
+    /// is, not copied: the peers' tasks hold that one allocation (one table for every
+    /// peer given the same `Arc`).
     pub fn set_desired(
         &self,
         peers: PeerSelector,
-        routes: BTreeMap<IpNet, RouteSpec>,
+        routes: impl Into<Arc<BTreeMap<IpNet, RouteSpec>>>,
     ) -> Result<(), ConfigError> {
-        let routes = Arc::new(routes);
+        let routes: Desired = routes.into();
         if peers == PeerSelector::All {
             *lock(&self.inner.default_desired) = routes.clone();
         }
