@@ -42,6 +42,7 @@ mod manifest;
 mod model;
 pub mod rules;
 mod selector;
+pub mod service;
 mod yaml;
 
 pub use error::{ConfigError, ConfigErrors, Line, ObjectRef, Warning};

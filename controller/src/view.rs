@@ -15,10 +15,7 @@ pub const ANN_ALLOCATED_FROM_POOL: &str = "metallb.universe.tf/ip-allocated-from
 /// The same annotation under MetalLB's newer prefix (cleared together with ours).
 pub const ANN_ALLOCATED_FROM_POOL_IO: &str = "metallb.io/ip-allocated-from-pool";
 
-/// `namespace/name`.
-pub fn key_of(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
+pub use ferrolb_config::service::key_of;
 
 /// What the controller knows about one Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +50,7 @@ impl SvcView {
 
     /// Whether this controller is responsible for the Service at all.
     pub fn handled(&self, lb_class: Option<&str>) -> bool {
-        self.is_load_balancer && self.class.as_deref() == lb_class
+        ferrolb_config::service::handles(self.is_load_balancer, self.class.as_deref(), lb_class)
     }
 
     /// The status IPs parsed; `None` if any entry is not an IP.

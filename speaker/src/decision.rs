@@ -99,15 +99,7 @@ pub struct NodeView {
     pub unschedulable: bool,
 }
 
-/// `spec.externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TrafficPolicy {
-    /// Any node may receive traffic (the default).
-    #[default]
-    Cluster,
-    /// Only nodes with a local endpoint.
-    Local,
-}
+pub use ferrolb_config::service::TrafficPolicy;
 
 /// One endpoint of a Service (from its EndpointSlices).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -236,7 +228,11 @@ pub struct Decision {
 
 /// Whether the speaker handles this Service at all (type and class).
 pub fn handles_service(svc: &ServiceView, opts: &Options) -> bool {
-    svc.is_load_balancer && svc.lb_class == opts.lb_class
+    ferrolb_config::service::handles(
+        svc.is_load_balancer,
+        svc.lb_class.as_deref(),
+        opts.lb_class.as_deref(),
+    )
 }
 
 /// Whether this node may announce Service IPs at all.

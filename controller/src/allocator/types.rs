@@ -90,22 +90,7 @@ impl fmt::Display for Port {
     }
 }
 
-/// `spec.externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TrafficPolicy {
-    #[default]
-    Cluster,
-    Local,
-}
-
-impl fmt::Display for TrafficPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrafficPolicy::Cluster => "Cluster",
-            TrafficPolicy::Local => "Local",
-        })
-    }
-}
+pub use ferrolb_config::service::TrafficPolicy;
 
 /// `spec.ipFamilyPolicy` together with the primary family (`spec.ipFamilies[0]`).
 ///

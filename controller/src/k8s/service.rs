@@ -118,10 +118,7 @@ fn build_request(
             }
         })
         .collect();
-    req.traffic_policy = match spec.external_traffic_policy.as_deref() {
-        Some("Local") => TrafficPolicy::Local,
-        _ => TrafficPolicy::Cluster,
-    };
+    req.traffic_policy = TrafficPolicy::from_spec(spec.external_traffic_policy.as_deref());
     // The selector only matters for sharing between Local Services; not keeping it for
     // Cluster ones saves a map per Service (memory at 10,000 Services).
     if req.traffic_policy == TrafficPolicy::Local {

@@ -16,10 +16,7 @@ use crate::decision::{EndpointView, NodeView, ServiceView, TrafficPolicy};
 /// Label of an EndpointSlice naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// `namespace/name`.
-pub fn key_of(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
+pub use ferrolb_config::service::key_of;
 
 /// A Service as the speaker keeps it: everything but the endpoints (which come from
 /// EndpointSlices and are joined in at decision time).
@@ -71,10 +68,8 @@ impl ServiceInfo {
                     .collect()
             })
             .unwrap_or_default();
-        let traffic_policy = match spec.and_then(|s| s.external_traffic_policy.as_deref()) {
-            Some("Local") => TrafficPolicy::Local,
-            _ => TrafficPolicy::Cluster,
-        };
+        let traffic_policy =
+            TrafficPolicy::from_spec(spec.and_then(|s| s.external_traffic_policy.as_deref()));
         Some(ServiceInfo {
             uid: svc.metadata.uid.clone(),
             is_load_balancer: spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer"),
