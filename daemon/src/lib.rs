@@ -16,6 +16,7 @@ pub mod events;
 pub mod probes;
 pub mod ratelog;
 pub mod rejection;
+pub mod relist;
 pub mod slim;
 pub mod watch;
 

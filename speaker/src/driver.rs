@@ -10,7 +10,7 @@
 //! Nothing is decided before the initial lists of Services, EndpointSlices, this Node and
 //! the ConfigMap have arrived, so a restarting speaker never withdraws what it should keep.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use ferrolb_bgp::session::SpeakerEvent;
 use ferrolb_config::Config;
 use ferrolb_daemon::config_source::{self, ConfigState};
+use ferrolb_daemon::relist::Relist;
 use ferrolb_daemon::watch::watch;
 use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -94,8 +95,8 @@ pub(crate) struct Driver {
     opts: decision::Options,
     cache: Cache,
     synced: Synced,
-    relist_services: Option<HashSet<String>>,
-    relist_slices: Option<HashSet<String>>,
+    relist_services: Relist,
+    relist_slices: Relist,
     config: Option<Config>,
     /// The newest configuration state (its generation tells a reload).
     config_state: ConfigState,
@@ -145,8 +146,8 @@ impl Driver {
             opts,
             cache: Cache::default(),
             synced: Synced::default(),
-            relist_services: None,
-            relist_slices: None,
+            relist_services: Relist::default(),
+            relist_slices: Relist::default(),
             config: None,
             config_state: ConfigState::default(),
             config_report: ConfigReport::default(),
@@ -297,12 +298,10 @@ impl Driver {
 
     fn on_service(&mut self, ev: Event<Service>) {
         match ev {
-            Event::Init => self.relist_services = Some(HashSet::new()),
+            Event::Init => self.relist_services.start(),
             Event::InitApply(svc) | Event::Apply(svc) => {
                 if let Some(info) = ServiceInfo::from_service(&svc) {
-                    if let Some(seen) = &mut self.relist_services {
-                        seen.insert(info.key.clone());
-                    }
+                    self.relist_services.saw(&info.key);
                     let changed = self.cache.upsert_service(info);
                     self.mark(changed);
                 }
@@ -314,7 +313,7 @@ impl Driver {
                 }
             }
             Event::InitDone => {
-                if let Some(seen) = self.relist_services.take() {
+                if let Some(seen) = self.relist_services.finish() {
                     self.dirty |= self.cache.retain_services(&seen);
                 }
                 if !self.synced.services {
@@ -331,12 +330,10 @@ impl Driver {
 
     fn on_slice(&mut self, ev: Event<EndpointSlice>) {
         match ev {
-            Event::Init => self.relist_slices = Some(HashSet::new()),
+            Event::Init => self.relist_slices.start(),
             Event::InitApply(s) | Event::Apply(s) => {
                 if let Some(info) = SliceInfo::from_slice(&s) {
-                    if let Some(seen) = &mut self.relist_slices {
-                        seen.insert(info.key.clone());
-                    }
+                    self.relist_slices.saw(&info.key);
                     let changed = self.cache.upsert_slice(info);
                     self.mark(changed);
                 }
@@ -348,7 +345,7 @@ impl Driver {
                 }
             }
             Event::InitDone => {
-                if let Some(seen) = self.relist_slices.take() {
+                if let Some(seen) = self.relist_slices.finish() {
                     self.dirty |= self.cache.retain_slices(&seen);
                 }
                 self.synced.slices = true;

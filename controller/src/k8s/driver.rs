@@ -16,6 +16,7 @@ use ferrolb_daemon::Identity;
 use ferrolb_daemon::config_source::{self, ConfigState, Origin};
 use ferrolb_daemon::ratelog::LogLimiter;
 use ferrolb_daemon::rejection::{Failure, Kind};
+use ferrolb_daemon::relist::Relist;
 use futures::TryStreamExt;
 use kube::Api;
 use kube::runtime::watcher::{self, Event};
@@ -44,7 +45,7 @@ pub(crate) struct Driver {
     opts: Arc<Options>,
     views: HashMap<String, SvcView>,
     /// Keys seen during a (re)list, to drop the ones that vanished meanwhile.
-    relist: Option<HashSet<String>>,
+    relist: Relist,
     svc_synced: bool,
     cm_synced: bool,
     /// The newest configuration state (generation and input seen).
@@ -90,7 +91,7 @@ impl Driver {
         Self {
             opts,
             views: HashMap::new(),
-            relist: None,
+            relist: Relist::default(),
             svc_synced: false,
             cm_synced: false,
             config_state: ConfigState::default(),
@@ -274,19 +275,15 @@ impl Driver {
 
     fn on_service_event(&mut self, ev: Event<SlimService>) {
         match ev {
-            Event::Init => {
-                self.relist = Some(HashSet::new());
-            }
+            Event::Init => self.relist.start(),
             Event::InitApply(svc) => {
                 let view = SvcView::from_service(&svc);
                 let key = view.key();
-                if let Some(seen) = &mut self.relist {
-                    seen.insert(key.clone());
-                }
+                self.relist.saw(&key);
                 self.upsert(key, view);
             }
             Event::InitDone => {
-                if let Some(seen) = self.relist.take() {
+                if let Some(seen) = self.relist.finish() {
                     let gone: Vec<String> = self
                         .views
                         .keys()
