@@ -45,21 +45,8 @@ pub fn identity(opts: &Options) -> Identity {
     }
 }
 
-/// Why the controller could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// No Kubernetes client could be built (kubeconfig or inference failed).
-    #[error(transparent)]
-    Client(#[from] ferrolb_daemon::ClientError),
-    /// The HTTP listener could not be bound.
-    #[error("binding the HTTP listener on {addr}: {source}")]
-    Listen {
-        /// Requested address.
-        addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
+/// Why the controller could not start: only what the shared edges can fail with.
+pub use ferrolb_daemon::StartError as Error;
 
 /// A running controller.
 pub struct Running {

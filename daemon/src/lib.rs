@@ -24,6 +24,23 @@ use std::net::SocketAddr;
 
 pub use client::{ClientError, Identity};
 
+/// Why a daemon could not start, as far as the shared edges go. The controller's error
+/// is this one; the speaker's wraps it and adds its own (BGP, BFD).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No Kubernetes client could be built (kubeconfig or inference failed).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The HTTP listener could not be bound.
+    #[error("binding the HTTP listener on {addr}: {source}")]
+    Listen {
+        /// Requested address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -52,23 +52,21 @@ use crate::status::StatusReport;
 /// Why the speaker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No Kubernetes client could be built (kubeconfig or inference failed).
+    /// The shared edges (Kubernetes client, HTTP listener).
     #[error(transparent)]
-    Client(#[from] ferrolb_daemon::ClientError),
-    /// The HTTP listener could not be bound.
-    #[error("binding the HTTP listener on {addr}: {source}")]
-    Listen {
-        /// Requested address.
-        addr: SocketAddr,
-        /// Cause.
-        source: std::io::Error,
-    },
+    Start(#[from] ferrolb_daemon::StartError),
     /// The BGP speaker could not be created.
     #[error("BGP speaker: {0}")]
     Bgp(#[from] ferrolb_bgp::session::SpeakerError),
     /// The BFD engine could not be started.
     #[error("BFD: {0}")]
     Bfd(#[from] ferrolb_bgp::bfd::BfdError),
+}
+
+impl From<ferrolb_daemon::ClientError> for Error {
+    fn from(e: ferrolb_daemon::ClientError) -> Self {
+        Error::Start(e.into())
+    }
 }
 
 /// A running speaker.
@@ -175,7 +173,7 @@ pub async fn start(mut opts: Options, config: kube::Config) -> Result<Running, E
         Some(addr) => {
             let (local, task) = http::serve(addr, shared.clone(), cancel.clone())
                 .await
-                .map_err(|source| Error::Listen { addr, source })?;
+                .map_err(|source| ferrolb_daemon::StartError::Listen { addr, source })?;
             others.push(task);
             Some(local)
         }
