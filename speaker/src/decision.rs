@@ -374,6 +374,23 @@ fn merge(into: &mut BTreeMap<IpNet, Advert>, prefix: IpNet, advert: Advert) {
     }
 }
 
+/// The configured peers this node has a session with, in configuration order: those
+/// that select the node, and of those the first entry per address (the BGP speaker keeps
+/// one session per address); then the entries left out for repeating an address. The
+/// one rule for both the sessions ([`crate::peers::desired_peers`]) and the tables
+/// ([`decide`]), so a session's settings and its routes always come from the same entry.
+pub fn session_peers<'a>(
+    config: &'a Config,
+    labels: &BTreeMap<String, String>,
+) -> (Vec<&'a Peer>, Vec<&'a Peer>) {
+    let mut seen = std::collections::BTreeSet::new();
+    config
+        .peers
+        .iter()
+        .filter(|p| p.selects_node(labels))
+        .partition(|p| seen.insert(p.address))
+}
+
 /// Computes everything this node announces to each of its peers.
 pub fn decide(
     config: &Config,
@@ -381,11 +398,7 @@ pub fn decide(
     services: &[ServiceView],
     opts: &Options,
 ) -> Decision {
-    let peers: Vec<&Peer> = config
-        .peers
-        .iter()
-        .filter(|p| p.selects_node(&node.labels))
-        .collect();
+    let (peers, _repeated) = session_peers(config, &node.labels);
     let mut decision = Decision {
         per_peer: peers
             .iter()
@@ -1206,6 +1219,58 @@ address-pools:
             ..Options::default()
         };
         assert!(node_announces_services(&n, &opts));
+    }
+
+    #[test]
+    fn a_peer_address_listed_twice_gets_the_first_entrys_table_as_its_session() {
+        // The parser refuses one address twice; a Config built otherwise still gets one
+        // rule: the first entry is the session (peers::desired_peers) and the table is
+        // built for that entry too (LOCAL_PREF only goes to iBGP peers).
+        let mut config = config();
+        let two: IpAddr = "172.17.0.2".parse().unwrap();
+        let mut ibgp = config.peers[1].clone();
+        assert_eq!(
+            (ibgp.address, ibgp.my_asn, ibgp.peer_asn),
+            (two, 64522, 64522)
+        );
+        ibgp.port = 1790;
+        let mut ebgp = config.peers[1].clone();
+        ebgp.peer_asn = 64512;
+        config.peers.retain(|p| p.address != two);
+        config.peers.insert(0, ibgp);
+        config.peers.insert(1, ebgp);
+        let (sessions, repeated) = session_peers(&config, &BTreeMap::new());
+        let of_two = |v: &[&Peer]| -> Vec<(u16, u32)> {
+            v.iter()
+                .filter(|p| p.address == two)
+                .map(|p| (p.port, p.peer_asn))
+                .collect()
+        };
+        assert_eq!(of_two(&sessions), [(1790, 64522)]);
+        assert_eq!(of_two(&repeated), [(179, 64512)]);
+        let services = vec![svc(
+            "ns/a",
+            &["172.17.254.1"],
+            Cluster,
+            vec![ep("node-1", Some(true), None)],
+        )];
+        let d = decide(&config, &node(&[]), &services, &Options::default());
+        let keys: Vec<&PeerKey> = d.per_peer.keys().filter(|k| k.address == two).collect();
+        assert_eq!(
+            keys,
+            [&PeerKey {
+                address: two,
+                port: 1790
+            }]
+        );
+        let prefix: IpNet = "172.17.254.1/32".parse().unwrap();
+        assert_eq!(
+            d.per_peer[keys[0]][&prefix].local_pref,
+            Some(200),
+            "iBGP entry"
+        );
+        let tables = crate::routes::tables(&d);
+        assert_eq!(tables[&two][&prefix].attributes.local_pref, Some(200));
     }
 
     #[test]

@@ -39,17 +39,8 @@ pub fn desired_peers(
     source_towards: &mut dyn FnMut(&Peer) -> Option<IpAddr>,
 ) -> DesiredPeers {
     let mut out = DesiredPeers::default();
-    for peer in config.peers.iter().filter(|p| p.selects_node(labels)) {
-        if out.peers.contains_key(&peer.address) {
-            out.problems.insert(
-                peer.address,
-                format!(
-                    "peer {} is listed more than once (port {} ignored): one session per address",
-                    peer.address, peer.port
-                ),
-            );
-            continue;
-        }
+    let (peers, repeated) = crate::decision::session_peers(config, labels);
+    for peer in peers {
         let router_id = peer.router_id.or_else(|| match source_towards(peer) {
             Some(IpAddr::V4(v4)) => Some(v4),
             _ => local.ipv4,
@@ -76,6 +67,15 @@ pub fn desired_peers(
         pc.ipv4_next_hop = local.ipv4;
         pc.ipv6_next_hop = local.ipv6;
         out.peers.insert(peer.address, pc);
+    }
+    for peer in repeated {
+        out.problems.insert(
+            peer.address,
+            format!(
+                "peer {} is listed more than once (port {} ignored): one session per address",
+                peer.address, peer.port
+            ),
+        );
     }
     out
 }

@@ -126,9 +126,9 @@ pub fn next_hop_problems(decision: &Decision, local: LocalAddrs, node: &str) -> 
     out.into_values().collect()
 }
 
-/// Route tables per peer address. Peers are keyed by address in the BGP speaker; when the
-/// configuration lists one address twice (different ports) the first entry wins, as in
-/// [`crate::peers::desired_peers`].
+/// Route tables per peer address (the BGP speaker's key). The decision has one entry per
+/// address already ([`crate::decision::session_peers`]: the first configured entry, the
+/// one the session is set up from).
 pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
     type Key = (
         BgpOrigin,
@@ -139,9 +139,6 @@ pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
     let mut interned: BTreeMap<Key, Arc<PathAttributes>> = BTreeMap::new();
     let mut out: BTreeMap<IpAddr, RouteTable> = BTreeMap::new();
     for (peer, adverts) in &decision.per_peer {
-        if out.contains_key(&peer.address) {
-            continue;
-        }
         let table = adverts
             .iter()
             .map(
