@@ -133,23 +133,15 @@ pub struct ServiceView {
     pub endpoints: Vec<EndpointView>,
 }
 
-/// Identifies a peer across config reloads: address and port.
+/// A peer as operators name it in logs, metrics and the status page: address and port.
+/// (The decision, the sessions and the BGP speaker identify a peer by its address alone:
+/// one session per address, [`session_peers`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey {
     /// `peer-address`.
     pub address: IpAddr,
     /// `peer-port`.
     pub port: u16,
-}
-
-impl PeerKey {
-    /// The key of a configured peer.
-    pub fn of(peer: &Peer) -> Self {
-        PeerKey {
-            address: peer.address,
-            port: peer.port,
-        }
-    }
 }
 
 impl std::fmt::Display for PeerKey {
@@ -216,7 +208,7 @@ pub struct Problem {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     /// For every peer this node peers with (even with nothing to announce): prefix -> advert.
-    pub per_peer: BTreeMap<PeerKey, BTreeMap<IpNet, Advert>>,
+    pub per_peer: BTreeMap<IpAddr, BTreeMap<IpNet, Advert>>,
     /// Services announced from this node, with their announced IPs.
     pub announced_services: BTreeMap<String, Vec<IpAddr>>,
     /// Services with status IPs that cannot be announced by anyone (config problems).
@@ -400,10 +392,7 @@ pub fn decide(
 ) -> Decision {
     let (peers, _repeated) = session_peers(config, &node.labels);
     let mut decision = Decision {
-        per_peer: peers
-            .iter()
-            .map(|p| (PeerKey::of(p), BTreeMap::new()))
-            .collect(),
+        per_peer: peers.iter().map(|p| (p.address, BTreeMap::new())).collect(),
         ..Decision::default()
     };
 
@@ -453,7 +442,7 @@ pub fn decide(
             });
         }
         for peer in &peers {
-            let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
+            let table = decision.per_peer.entry(peer.address).or_default();
             for (ip, pool) in &wanted {
                 let ads = pool
                     .bgp_advertisements
@@ -492,7 +481,7 @@ pub fn decide(
 
     if opts.pod_cidr_mode.advertises() {
         for peer in &peers {
-            let table = decision.per_peer.entry(PeerKey::of(peer)).or_default();
+            let table = decision.per_peer.entry(peer.address).or_default();
             for cidr in &node.pod_cidrs {
                 let advert = Advert {
                     communities: BTreeSet::new(),
@@ -622,10 +611,10 @@ address-pools:
         want: &'static [&'static str],
     }
 
-    const PEERS_NONE: &[&str] = &["172.17.0.1:179 -", "172.17.0.2:179 -"];
+    const PEERS_NONE: &[&str] = &["172.17.0.1 -", "172.17.0.2 -"];
     const ONE_V4: &[&str] = &[
-        "172.17.0.1:179 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=-",
-        "172.17.0.2:179 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=200",
+        "172.17.0.1 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=-",
+        "172.17.0.2 172.17.254.1/32 [65535:65281 large:64522:1:2] lp=200",
     ];
 
     fn cases() -> Vec<Case> {
@@ -824,9 +813,9 @@ address-pools:
                 services: vec![svc("ns/a", &["fd00:254::5"], Cluster, ready_here.clone())],
                 opts: Options::default(),
                 want: &[
-                    "172.17.0.1:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
-                    "172.17.0.2:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=200",
-                    "[fd00::1]:179 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
+                    "172.17.0.1 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
+                    "172.17.0.2 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=200",
+                    "fd00::1 fd00:254::5/128 [65535:65281 large:64522:1:2] lp=-",
                 ],
             },
             Case {
@@ -843,16 +832,16 @@ address-pools:
                 ],
                 opts: Options::default(),
                 want: &[
-                    "172.17.0.1:179 198.51.100.0/24 [64512:7] lp=-",
-                    "172.17.0.1:179 198.51.100.7/32 [] lp=-",
-                    "172.17.0.1:179 198.51.100.9/32 [] lp=-",
-                    "172.17.0.1:179 2001:db8::/64 [64512:7] lp=-",
-                    "172.17.0.1:179 2001:db8::9/128 [] lp=-",
-                    "172.17.0.2:179 198.51.100.0/24 [64512:7] lp=0",
-                    "172.17.0.2:179 198.51.100.7/32 [] lp=0",
-                    "172.17.0.2:179 198.51.100.9/32 [] lp=0",
-                    "172.17.0.2:179 2001:db8::/64 [64512:7] lp=0",
-                    "172.17.0.2:179 2001:db8::9/128 [] lp=0",
+                    "172.17.0.1 198.51.100.0/24 [64512:7] lp=-",
+                    "172.17.0.1 198.51.100.7/32 [] lp=-",
+                    "172.17.0.1 198.51.100.9/32 [] lp=-",
+                    "172.17.0.1 2001:db8::/64 [64512:7] lp=-",
+                    "172.17.0.1 2001:db8::9/128 [] lp=-",
+                    "172.17.0.2 198.51.100.0/24 [64512:7] lp=0",
+                    "172.17.0.2 198.51.100.7/32 [] lp=0",
+                    "172.17.0.2 198.51.100.9/32 [] lp=0",
+                    "172.17.0.2 2001:db8::/64 [64512:7] lp=0",
+                    "172.17.0.2 2001:db8::9/128 [] lp=0",
                 ],
             },
             Case {
@@ -874,8 +863,8 @@ address-pools:
                     ..Options::default()
                 },
                 want: &[
-                    "172.17.0.1:179 10.244.1.0/24 [] lp=-",
-                    "172.17.0.2:179 10.244.1.0/24 [] lp=-",
+                    "172.17.0.1 10.244.1.0/24 [] lp=-",
+                    "172.17.0.2 10.244.1.0/24 [] lp=-",
                 ],
             },
             Case {
@@ -990,10 +979,7 @@ address-pools:
         let d = decide(&config, &node(&[]), &services, &Options::default());
         assert_eq!(
             render(&d),
-            vec![
-                "172.17.0.1:179 -",
-                "172.17.0.2:179 172.17.254.1/32 [] lp=300",
-            ]
+            vec!["172.17.0.1 -", "172.17.0.2 172.17.254.1/32 [] lp=300",]
         );
         assert_eq!(
             d.announced_services.keys().collect::<Vec<_>>(),
@@ -1008,8 +994,8 @@ address-pools:
         assert_eq!(
             render(&d),
             vec![
-                "172.17.0.1:179 172.17.254.1/32 [0:7] lp=-",
-                "172.17.0.2:179 172.17.254.1/32 [0:7] lp=300",
+                "172.17.0.1 172.17.254.1/32 [0:7] lp=-",
+                "172.17.0.2 172.17.254.1/32 [0:7] lp=300",
             ]
         );
         // Only the advertisement for ibgp, and this node is not in rack r2: ebgp gets
@@ -1023,10 +1009,7 @@ address-pools:
         );
         assert_eq!(
             render(&d),
-            vec![
-                "172.17.0.1:179 -",
-                "172.17.0.2:179 172.17.254.1/32 [] lp=300"
-            ]
+            vec!["172.17.0.1 -", "172.17.0.2 172.17.254.1/32 [] lp=300"]
         );
         // No advertisement takes this node: not announced, not listed.
         config.pools[0].bgp_advertisements[0].node_selectors = vec![NodeSelector {
@@ -1056,10 +1039,7 @@ address-pools:
             ),
         ];
         let d = decide(&config, &node(&[]), &services, &Options::default());
-        let key = PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        };
+        let key = "172.17.0.1".parse().unwrap();
         let advert = &d.per_peer[&key][&"172.17.254.1/32".parse::<IpNet>().unwrap()];
         assert_eq!(
             advert.origin,
@@ -1091,10 +1071,7 @@ address-pools:
 
     /// The weight sent to the one peer of [`WEIGHTED`] for `prefix`.
     fn weight_of(d: &Decision, prefix: &str) -> Option<u32> {
-        let key = PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        };
+        let key = "172.17.0.1".parse().unwrap();
         d.per_peer[&key][&prefix.parse::<IpNet>().unwrap()]
             .weight
             .as_ref()
@@ -1128,10 +1105,7 @@ address-pools:
             "weighting is opt-in"
         );
         assert!(d.weight_ignored.is_empty());
-        let key = PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        };
+        let key = "172.17.0.1".parse().unwrap();
         let w = d.per_peer[&key][&"172.17.254.1/32".parse::<IpNet>().unwrap()]
             .weight
             .clone()
@@ -1255,17 +1229,14 @@ address-pools:
             vec![ep("node-1", Some(true), None)],
         )];
         let d = decide(&config, &node(&[]), &services, &Options::default());
-        let keys: Vec<&PeerKey> = d.per_peer.keys().filter(|k| k.address == two).collect();
         assert_eq!(
-            keys,
-            [&PeerKey {
-                address: two,
-                port: 1790
-            }]
+            d.per_peer.keys().filter(|a| **a == two).count(),
+            1,
+            "one table per address"
         );
         let prefix: IpNet = "172.17.254.1/32".parse().unwrap();
         assert_eq!(
-            d.per_peer[keys[0]][&prefix].local_pref,
+            d.per_peer[&two][&prefix].local_pref,
             Some(200),
             "iBGP entry"
         );
@@ -1288,14 +1259,8 @@ address-pools:
             ..Options::default()
         };
         let d = decide(&config, &node(&[]), &services, &opts);
-        let ebgp = &d.per_peer[&PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        }];
-        let ibgp = &d.per_peer[&PeerKey {
-            address: "172.17.0.2".parse().unwrap(),
-            port: 179,
-        }];
+        let ebgp = &d.per_peer[&"172.17.0.1".parse().unwrap()];
+        let ibgp = &d.per_peer[&"172.17.0.2".parse().unwrap()];
         let svc_prefix: IpNet = "172.17.254.1/32".parse().unwrap();
         let pod: IpNet = "10.244.1.0/24".parse().unwrap();
         // 65535:0 beside the advertisement's own communities; LOCAL_PREF 0 on iBGP even
@@ -1314,11 +1279,7 @@ address-pools:
         assert_eq!(ibgp[&pod].local_pref, None);
         let normal = decide(&config, &node(&[]), &services, &Options::default());
         assert_eq!(
-            normal.per_peer[&PeerKey {
-                address: "172.17.0.2".parse().unwrap(),
-                port: 179,
-            }][&svc_prefix]
-                .local_pref,
+            normal.per_peer[&"172.17.0.2".parse().unwrap()][&svc_prefix].local_pref,
             Some(200)
         );
     }

@@ -96,7 +96,7 @@ pub fn next_hop_problems(decision: &Decision, local: LocalAddrs, node: &str) -> 
             let Origin::Service(services) = &advert.origin else {
                 continue;
             };
-            let (route_v6, peer_v6) = (matches!(prefix, IpNet::V6(_)), peer.address.is_ipv6());
+            let (route_v6, peer_v6) = (matches!(prefix, IpNet::V6(_)), peer.is_ipv6());
             if route_v6 == peer_v6 {
                 continue;
             }
@@ -110,16 +110,15 @@ pub fn next_hop_problems(decision: &Decision, local: LocalAddrs, node: &str) -> 
             }
             let peer_family = if peer_v6 { "IPv6" } else { "IPv4" };
             for svc in services {
-                out.entry((svc.clone(), peer.address))
-                    .or_insert_with(|| Problem {
-                        service: svc.clone(),
-                        reason: format!(
-                            "{prefix} is {family} but node {node:?} lists no {family} address in \
+                out.entry((svc.clone(), *peer)).or_insert_with(|| Problem {
+                    service: svc.clone(),
+                    reason: format!(
+                        "{prefix} is {family} but node {node:?} lists no {family} address in \
                              its Node status.addresses to send as next hop over the {peer_family} \
                              session to {}; not announced to that peer",
-                            peer.address
-                        ),
-                    });
+                        peer
+                    ),
+                });
             }
         }
     }
@@ -163,7 +162,7 @@ pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
                 },
             )
             .collect();
-        out.insert(peer.address, table);
+        out.insert(*peer, table);
     }
     out
 }
@@ -171,14 +170,10 @@ pub fn tables(decision: &Decision) -> BTreeMap<IpAddr, RouteTable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::PeerKey;
 
     #[test]
     fn adverts_become_self_next_hop_routes_with_shared_attributes() {
-        let peer = PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        };
+        let peer = "172.17.0.1".parse().unwrap();
         let comms = BTreeSet::from([
             Community::Standard(65535 << 16 | 65281),
             Community::Large(1, 2, 3),
@@ -200,7 +195,7 @@ mod tests {
             ..Decision::default()
         };
         let t = tables(&decision);
-        let table = &t[&peer.address];
+        let table = &t[&peer];
         assert_eq!(table.len(), 2);
         let a = &table[&"172.17.254.1/32".parse::<IpNet>().unwrap()];
         let b = &table[&"172.17.254.2/32".parse::<IpNet>().unwrap()];
@@ -222,10 +217,7 @@ mod tests {
 
     #[test]
     fn weighted_adverts_carry_transitive_link_bandwidth_per_endpoint() {
-        let peer = PeerKey {
-            address: "172.17.0.3".parse().unwrap(),
-            port: 179,
-        };
+        let peer = "172.17.0.3".parse().unwrap();
         let weighted = |local_as: u32, n: u32| Advert {
             communities: BTreeSet::new(),
             local_pref: None,
@@ -249,7 +241,7 @@ mod tests {
             ..Decision::default()
         };
         let t = tables(&decision);
-        let table = &t[&peer.address];
+        let table = &t[&peer];
         let bytes = |prefix: &str| -> Vec<[u8; 8]> {
             table[&p(prefix)]
                 .attributes
@@ -285,14 +277,8 @@ mod tests {
 
     #[test]
     fn a_route_of_the_other_family_without_a_node_address_is_a_problem() {
-        let v4_peer = PeerKey {
-            address: "172.17.0.1".parse().unwrap(),
-            port: 179,
-        };
-        let v6_peer = PeerKey {
-            address: "fd00::1".parse().unwrap(),
-            port: 179,
-        };
+        let v4_peer = "172.17.0.1".parse().unwrap();
+        let v6_peer = "fd00::1".parse().unwrap();
         let svc = |k: &str| Advert {
             communities: BTreeSet::new(),
             local_pref: None,
@@ -330,10 +316,7 @@ mod tests {
 
     #[test]
     fn service_routes_are_origin_incomplete_pod_cidrs_igp() {
-        let peer = PeerKey {
-            address: "172.17.0.2".parse().unwrap(),
-            port: 179,
-        };
+        let peer = "172.17.0.2".parse().unwrap();
         let advert = |origin| Advert {
             communities: BTreeSet::new(),
             local_pref: Some(0),
@@ -356,7 +339,7 @@ mod tests {
             ..Decision::default()
         };
         let t = tables(&decision);
-        let table = &t[&peer.address];
+        let table = &t[&peer];
         assert_eq!(table[&svc].attributes.origin, BgpOrigin::Incomplete);
         assert_eq!(table[&svc].attributes.local_pref, Some(0));
         assert_eq!(table[&pod].attributes.origin, BgpOrigin::Igp);
