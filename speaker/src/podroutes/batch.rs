@@ -79,25 +79,23 @@ impl BatchSocket {
 
     /// Sends `requests` (at most [`BATCH`]) in one datagram and returns the kernel's
     /// answer to each, in order. An error means the socket can no longer be trusted.
-    pub fn send(&mut self, requests: &[Request]) -> io::Result<Vec<Reply>> {
-        if requests.is_empty() {
+    pub fn send(&mut self, requests: Vec<Request>) -> io::Result<Vec<Reply>> {
+        let count = requests.len();
+        if count == 0 {
             return Ok(Vec::new());
         }
         self.out.clear();
         let first = self.seq.wrapping_add(1);
-        for (i, request) in requests.iter().enumerate() {
+        for (i, request) in requests.into_iter().enumerate() {
             self.seq = self.seq.wrapping_add(1);
-            let last = i + 1 == requests.len();
+            let last = i + 1 == count;
             let ack = if last { NLM_F_ACK } else { 0 };
             let (payload, flags) = match request {
                 Request::Replace(m) => (
-                    RouteNetlinkMessage::NewRoute(m.clone()),
+                    RouteNetlinkMessage::NewRoute(m),
                     NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE | ack,
                 ),
-                Request::Delete(m) => (
-                    RouteNetlinkMessage::DelRoute(m.clone()),
-                    NLM_F_REQUEST | ack,
-                ),
+                Request::Delete(m) => (RouteNetlinkMessage::DelRoute(m), NLM_F_REQUEST | ack),
             };
             let mut header = NetlinkHeader::default();
             header.flags = flags;
@@ -112,7 +110,7 @@ impl BatchSocket {
         if sent != self.out.len() {
             return Err(io::Error::other("netlink datagram sent in part"));
         }
-        let mut replies = vec![Reply::Ok; requests.len()];
+        let mut replies = vec![Reply::Ok; count];
         let last = self.seq;
         loop {
             let n = match self.socket.recv(&mut &mut self.input[..], 0) {
@@ -128,7 +126,7 @@ impl BatchSocket {
             let mut done = false;
             for (seq, code) in errors_in(&self.input[..n])? {
                 let i = seq.wrapping_sub(first) as usize;
-                if i >= requests.len() {
+                if i >= count {
                     // A reply to an earlier batch (cannot happen: each batch is read to
                     // its end); ignored.
                     continue;

@@ -313,7 +313,7 @@ impl KernelRoutes {
                 }
             }
             let replies = match self.batch.lock() {
-                Ok(mut socket) => socket.send(&requests),
+                Ok(mut socket) => socket.send(requests),
                 Err(_) => Err(std::io::Error::other("batch socket poisoned")),
             };
             let mut answered = 0;
