@@ -244,8 +244,9 @@ pub enum RibInEvent {
     Learned {
         /// Prefix.
         prefix: IpNet,
-        /// The route now in effect.
-        route: Route,
+        /// The route now in effect: the Adj-RIB-In's shared copy, so an UPDATE of a
+        /// thousand prefixes costs a pointer per event, not a thousand attribute copies.
+        route: Arc<Route>,
     },
     /// The prefix was present and is gone.
     Withdrawn {
@@ -304,7 +305,7 @@ impl AdjRibIn {
                         released += usize::from(old.is_some());
                         events.push(RibInEvent::Learned {
                             prefix: *prefix,
-                            route: Route::clone(&route),
+                            route: route.clone(),
                         });
                     }
                 }

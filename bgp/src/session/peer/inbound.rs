@@ -9,7 +9,7 @@ use super::super::learned::{LearnedRoute, next_hop_address};
 use super::super::refresh;
 use super::{PeerTask, conn_index};
 use crate::fsm::Event;
-use crate::rib::RibInEvent;
+use crate::rib::{RibInEvent, Route};
 use crate::session::SpeakerEvent;
 use crate::wire::{AddressFamily, Update};
 
@@ -78,7 +78,7 @@ impl PeerTask {
                 RibInEvent::Learned { prefix, route } => SpeakerEvent::RouteLearned {
                     peer,
                     prefix,
-                    route,
+                    route: Route::clone(&route),
                 },
                 RibInEvent::Withdrawn { prefix } => SpeakerEvent::RouteWithdrawn { peer, prefix },
             });
