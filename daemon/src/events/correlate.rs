@@ -8,10 +8,9 @@
 //! - **Bounded**: both caches are LRUs of [`CACHE`] entries, as client-go's.
 
 use std::collections::HashSet;
-use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
+use super::bounded::Bounded;
 
 use super::{EventSpec, Source};
 
@@ -43,7 +42,7 @@ struct Similar {
 
 /// The aggregation state (the dedup cache lives with the writer, which knows the names).
 pub struct Correlator {
-    similar: LruCache<String, Similar>,
+    similar: Bounded<String, Similar>,
     max_similar: usize,
     window: Duration,
 }
@@ -77,7 +76,7 @@ impl Correlator {
     /// With LRUs of `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Correlator {
-            similar: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
+            similar: Bounded::new(capacity),
             max_similar: MAX_SIMILAR,
             window: WINDOW,
         }

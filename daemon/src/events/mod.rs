@@ -11,6 +11,7 @@
 //! controller's count of Service writes in flight) Events wait for the writes, at most
 //! `max_defer`, so a burst of assignments gets the API server first.
 
+mod bounded;
 pub mod correlate;
 pub mod spec;
 mod writer;

@@ -1,16 +1,15 @@
 //! The Event writer task: correlate, coalesce, write with bounded concurrency.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::bounded::Bounded;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use lru::LruCache;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -55,7 +54,7 @@ struct Writer {
     opts: Options,
     stats: Arc<Stats>,
     correlator: Correlator,
-    written: LruCache<String, Written>,
+    written: Bounded<String, Written>,
     pending: HashMap<String, Pending>,
     order: VecDeque<String>,
     in_flight: HashSet<String>,
@@ -77,7 +76,7 @@ pub(super) async fn run(
         opts,
         stats,
         correlator: Correlator::default(),
-        written: LruCache::new(NonZeroUsize::new(CACHE).unwrap_or(NonZeroUsize::MIN)),
+        written: Bounded::new(CACHE),
         pending: HashMap::new(),
         order: VecDeque::new(),
         in_flight: HashSet::new(),
