@@ -173,6 +173,14 @@ fn measure(
             eprintln!("copying smaps to {}: {e}", to.display());
         }
     }
+    // Time for a profiler wrapped around the receiver to stop it and write its data
+    // before the namespaces (and every process in them) go (`FERROLB_BENCH_LINGER_SECS`).
+    if let Some(secs) = std::env::var("FERROLB_BENCH_LINGER_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        std::thread::sleep(Duration::from_secs(secs));
+    }
     Row {
         receiver,
         n,

@@ -23,8 +23,10 @@ use crate::wire::{DecodeError, message_length};
 /// How long a closing connection may take to flush its last writes (e.g. a Cease).
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Messages (at most 4096 bytes each) queued between a reader and its peer task.
-pub const IO_QUEUE: usize = 64;
+/// Messages (at most 4096 bytes each) queued between a reader and its peer task. The
+/// queued frames share the reader's 64 KB buffers, so 16 keep about one buffer alive
+/// (64 kept ~300 KB per session), and the peer task is never short of input.
+pub const IO_QUEUE: usize = 16;
 
 /// Bytes gathered into one `write_all` before it is issued.
 const WRITE_COALESCE: usize = 256 * 1024;

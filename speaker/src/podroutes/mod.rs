@@ -58,7 +58,9 @@ pub use netlink::{DEFAULT_METRIC, KernelRoutes, NetlinkError, ROUTE_PROTOCOL};
 pub const SNAPSHOT_ROWS: usize = 1000;
 
 /// Pending learned-route changes before the BGP sessions stop reading their sockets.
-pub const FEED_CAPACITY: usize = 8192;
+/// The reconciler takes them all at once (~120 bytes each while handed over), so this
+/// bounds that transient memory; a pass plans 1,024 prefixes a step anyway.
+pub const FEED_CAPACITY: usize = 1024;
 
 /// How long a restarted speaker waits, after each session came up, for the peer's table
 /// (unless it sends End-of-RIB sooner) before removing what its predecessor left and

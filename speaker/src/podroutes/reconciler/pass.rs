@@ -56,8 +56,10 @@ fn plan_prefix(
 }
 
 /// Prefixes planned and written per step of a pass (the kernel writes of a step are
-/// pipelined; a step's results are taken before the next step is planned).
-const APPLY_CHUNK: usize = 4096;
+/// batched; a step's results are taken before the next step is planned). A step holds
+/// its operations and their results (~250 bytes a prefix): 4,096 were ~1 MB of the
+/// speaker's peak heap at 10,000 routes, 1,024 write as fast (16 system calls a step).
+const APPLY_CHUNK: usize = 1024;
 
 impl Reconciler {
     /// One level-triggered pass. `full_read`: dump the kernel instead of trusting the
