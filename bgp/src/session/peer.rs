@@ -4,25 +4,24 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use ipnet::IpNet;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::config::{PeerConfig, RouteSpec};
-use super::io::{IO_QUEUE, IoEvent, WriteItem, read_loop, reap, write_loop};
+use super::io::{IO_QUEUE, IoEvent, WriteItem};
 use super::learned::LearnedSender;
 use super::ratelimit::LogEvery;
 use super::refresh::Refreshes;
-use super::socket::{self, ConnectParams};
 use super::{PeerStatus, SpeakerEvent};
-use crate::fsm::{Action, ConnId, DownReason, Event, Fsm, State, Timer};
-use crate::rib::{AdjRibIn, AdjRibOut, RibDiff};
-use crate::wire::{AddressFamily, Message, SessionContext, decode, encode};
+use crate::fsm::{Action, ConnId, Event, Fsm, State, Timer};
+use crate::rib::{AdjRibIn, AdjRibOut};
+use crate::wire::{AddressFamily, SessionContext};
 
 /// The desired routes of a peer (shared between peers when set for all of them).
 pub(crate) type Desired = Arc<BTreeMap<IpNet, RouteSpec>>;
@@ -123,9 +122,11 @@ fn conn_index(c: ConnId) -> usize {
     }
 }
 
+mod conn;
 mod export;
 mod helper;
 mod inbound;
+mod session;
 
 impl PeerTask {
     pub(crate) fn new(
@@ -332,163 +333,6 @@ impl PeerTask {
         }
     }
 
-    fn start_connect(&mut self) {
-        if let Some((_, old)) = self.connect.take() {
-            old.abort();
-        }
-        self.next_generation += 1;
-        let attempt = self.next_generation;
-        let params = ConnectParams {
-            remote: SocketAddr::new(self.config.address, self.config.port),
-            source: self.config.source_address,
-            password: self.config.password.clone(),
-            ttl: self.config.ttl(),
-        };
-        let tx = self.io_tx.clone();
-        let task = tokio::spawn(async move {
-            let result = socket::connect(&params).await;
-            let _ = tx.send(IoEvent::Connected { attempt, result }).await;
-        });
-        self.connect = Some((attempt, task));
-    }
-
-    fn install_conn(&mut self, conn: ConnId, stream: TcpStream) -> bool {
-        let local = match stream.local_addr() {
-            Ok(a) => SocketAddr::new(a.ip().to_canonical(), a.port()),
-            Err(e) => {
-                warn!(peer = %self.peer(), error = %e, "cannot read local address of connection");
-                return false;
-            }
-        };
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let (read, write) = stream.into_split();
-        let (wtx, wrx) = mpsc::unbounded_channel();
-        let reader_task = tokio::spawn(read_loop(read, conn, generation, self.io_tx.clone()));
-        let writer_task = tokio::spawn(write_loop(write, wrx));
-        self.conns[conn_index(conn)] = Some(Conn {
-            generation,
-            writer: wtx,
-            writer_task,
-            reader_task,
-            local,
-            ctx: SessionContext::default_for_open(),
-        });
-        true
-    }
-
-    fn close_conn(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns[conn_index(conn)].take() {
-            c.reader_task.abort();
-            drop(c.writer);
-            self.closing.push(reap(c.writer_task));
-        } else if conn == ConnId::Outbound
-            && let Some((_, task)) = self.connect.take()
-        {
-            task.abort();
-        }
-    }
-
-    fn send_bytes(&self, conn: ConnId, bytes: Vec<u8>) {
-        if let Some(c) = &self.conns[conn_index(conn)] {
-            let _ = c.writer.send(WriteItem::Data(bytes));
-        }
-    }
-
-    fn send_message(&mut self, conn: ConnId, msg: &Message) {
-        let Some(c) = &self.conns[conn_index(conn)] else {
-            return;
-        };
-        match encode(msg, &c.ctx) {
-            Ok(bytes) => {
-                if let Message::Notification(n) = msg {
-                    warn!(peer = %self.peer(), code = n.code, subcode = n.subcode, "sending NOTIFICATION");
-                }
-                let _ = c.writer.send(WriteItem::Data(bytes));
-            }
-            Err(e) => warn!(peer = %self.peer(), error = %e, "cannot encode message"),
-        }
-    }
-
-    fn on_io(&mut self, ev: IoEvent) {
-        match ev {
-            IoEvent::Connected { attempt, result } => {
-                if self.connect.as_ref().map(|(a, _)| *a) != Some(attempt) {
-                    return; // abandoned attempt; dropping the stream closes it
-                }
-                self.connect = None;
-                match result {
-                    Ok(stream) => {
-                        if self.install_conn(ConnId::Outbound, stream) {
-                            self.feed(Event::TcpConnected(ConnId::Outbound));
-                        } else {
-                            self.feed(Event::TcpConnectFailed);
-                        }
-                    }
-                    Err(e) => {
-                        debug!(peer = %self.peer(), error = %e, "connect failed");
-                        self.connect_error = Some(format!("connect: {e}"));
-                        self.feed(Event::TcpConnectFailed);
-                        // Only a ConnectionFailed action consumes it; never let it linger.
-                        if let Some(text) = self.connect_error.take() {
-                            self.with_status(|s| s.status.last_error = Some(text));
-                        }
-                    }
-                }
-            }
-            IoEvent::Frame {
-                conn,
-                generation,
-                frame,
-            } => {
-                let Some(c) = self.live(conn, generation) else {
-                    return;
-                };
-                match decode(&frame, &c.ctx) {
-                    Ok(decoded) => {
-                        if let Some(a) = decoded.actions.first()
-                            && let Some(count) = self.rfc7606_log.hit()
-                        {
-                            warn!(peer = %self.peer(), action = ?a, count, "UPDATE error handled (RFC 7606; one line per 10 s, with the count since the last)");
-                        }
-                        self.feed(Event::Message(conn, decoded.message));
-                    }
-                    Err(e) => {
-                        warn!(peer = %self.peer(), error = %e, "malformed message from peer");
-                        self.feed(Event::DecodeError(conn, e.notification));
-                    }
-                }
-            }
-            IoEvent::Framing {
-                conn,
-                generation,
-                error,
-            } => {
-                if self.live(conn, generation).is_some() {
-                    warn!(peer = %self.peer(), error = %error, "malformed message from peer");
-                    self.feed(Event::DecodeError(conn, error.notification));
-                }
-            }
-            IoEvent::RefreshDone { generation, family } => self.on_refresh_done(generation, family),
-            IoEvent::Closed {
-                conn,
-                generation,
-                error,
-            } => {
-                if self.live(conn, generation).is_some() {
-                    debug!(peer = %self.peer(), ?error, "connection closed");
-                    self.feed(Event::TcpClosed(conn));
-                }
-            }
-        }
-    }
-
-    fn live(&self, conn: ConnId, generation: u64) -> Option<&Conn> {
-        self.conns[conn_index(conn)]
-            .as_ref()
-            .filter(|c| c.generation == generation)
-    }
-
     fn on_command(&mut self, cmd: PeerCommand) {
         match cmd {
             PeerCommand::SetDesired(desired) => {
@@ -529,21 +373,6 @@ impl PeerTask {
         self.session.as_mut()
     }
 
-    fn on_inbound(&mut self, stream: TcpStream) {
-        if self.conns[conn_index(ConnId::Inbound)].is_some() {
-            debug!(peer = %self.peer(), "second inbound connection refused");
-            return;
-        }
-        let v6 = stream.peer_addr().map(|a| a.is_ipv6()).unwrap_or(false);
-        if let Err(e) = socket::set_ttl(&stream, v6, self.config.ttl()) {
-            debug!(peer = %self.peer(), error = %e, "cannot set TTL on inbound connection");
-        }
-        let _ = stream.set_nodelay(true);
-        if self.install_conn(ConnId::Inbound, stream) {
-            self.feed(Event::TcpConnected(ConnId::Inbound));
-        }
-    }
-
     fn update_config(&mut self, new: PeerConfig) {
         if self.config.needs_reset(&new) {
             info!(peer = %self.peer(), "configuration changed: resetting session");
@@ -576,157 +405,5 @@ impl PeerTask {
             self.with_status(|s| s.status.max_prefixes = limit);
             self.sync_desired();
         }
-    }
-
-    fn on_established(&mut self, conn: ConnId, ctx: SessionContext) {
-        let Some(c) = self.conns[conn_index(conn)].as_mut() else {
-            return;
-        };
-        c.ctx = ctx.clone();
-        let local = c.local;
-        info!(peer = %self.peer(), families = ?ctx.families, four_octet_as = ctx.four_octet_as, "BGP session established");
-        let families = ctx.families.clone();
-        self.session = Some(Session {
-            conn,
-            ctx,
-            local,
-            rib_out: AdjRibOut::new(),
-            rib_in: AdjRibIn::new(),
-            refreshes: Refreshes::default(),
-            eor_pending: families,
-            warned_near_limit: false,
-            warned_no_next_hop: std::cell::Cell::new(0),
-        });
-        self.with_status(|s| {
-            s.established_at = Some(Instant::now());
-            s.status.established_since = Some(SystemTime::now());
-            s.status.local_address = Some(local);
-            s.status.last_error = None;
-        });
-        if let Some(sink) = &self.learned {
-            sink.up(self.peer());
-        }
-        let restart = self
-            .session
-            .as_ref()
-            .and_then(|s| s.ctx.graceful_restart.clone());
-        self.stale_on_established(restart.as_ref());
-        self.send_initial_table();
-    }
-
-    /// Full table, then End-of-RIB per family, right away (no settle timer).
-    fn send_initial_table(&mut self) {
-        let Some(s) = self.session.as_ref() else {
-            return;
-        };
-        let conn = s.conn;
-        let families = s.ctx.families.clone();
-        let routes = self.resolve_desired(s);
-        if let Some(diff) = self
-            .session
-            .as_mut()
-            .map(|s| s.rib_out.set_desired_shared(routes))
-        {
-            self.send_diff(diff);
-        }
-        self.send_end_of_rib(conn, &families);
-    }
-
-    fn send_end_of_rib(&mut self, conn: ConnId, families: &[AddressFamily]) {
-        for f in families {
-            self.send_message(conn, &Message::EndOfRib(*f));
-        }
-        let prefixes = self.session.as_ref().map_or(0, |s| s.rib_out.len());
-        self.with_status(|s| s.status.updates_sent += families.len() as u64);
-        // Report when the table has really been handed to the kernel.
-        if let Some(c) = &self.conns[conn_index(conn)] {
-            let (tx, rx) = oneshot::channel();
-            if c.writer.send(WriteItem::Notify(tx)).is_ok() {
-                let events = self.events.clone();
-                let peer = self.peer();
-                tokio::spawn(async move {
-                    if rx.await.is_ok() {
-                        let _ = events.send(SpeakerEvent::EndOfRibSent { peer, prefixes });
-                    }
-                });
-            }
-        }
-    }
-
-    /// Re-resolve the desired set against the live session and send the difference.
-    fn sync_desired(&mut self) {
-        let Some(s) = self.session.as_ref() else {
-            return;
-        };
-        let routes = self.resolve_desired(s);
-        if let Some(diff) = self
-            .session
-            .as_mut()
-            .map(|s| s.rib_out.set_desired_shared(routes))
-        {
-            self.send_diff(diff);
-        }
-    }
-
-    fn send_diff(&mut self, diff: RibDiff) {
-        if diff.is_empty() {
-            return;
-        }
-        let Some(s) = self.session.as_ref() else {
-            return;
-        };
-        match diff.encode(&s.ctx) {
-            Ok(frames) => {
-                let count = frames.len() as u64;
-                let total: usize = frames.iter().map(Vec::len).sum();
-                let mut buf = Vec::with_capacity(total);
-                for f in &frames {
-                    buf.extend_from_slice(f);
-                }
-                drop(frames);
-                let announced = s.rib_out.len();
-                self.send_bytes(s.conn, buf);
-                self.with_status(|st| {
-                    st.status.updates_sent += count;
-                    st.status.prefixes_announced = announced;
-                });
-            }
-            Err(e) => warn!(peer = %self.peer(), error = %e, "cannot encode UPDATEs"),
-        }
-    }
-
-    fn on_session_down(&mut self, reason: &DownReason) {
-        let text = reason.to_string();
-        match reason {
-            DownReason::Stopped | DownReason::AdminReset => {
-                info!(peer = %self.peer(), reason = %text, "BGP session closed");
-            }
-            _ => warn!(peer = %self.peer(), reason = %text, "BGP session down"),
-        }
-        // The status first: whoever sees the withdrawals must see the session down too.
-        self.with_status(|s| {
-            s.established_at = None;
-            s.status.established_since = None;
-            s.status.prefixes_announced = 0;
-            s.status.prefixes_received = 0;
-            s.status.last_error = Some(text.clone());
-        });
-        if let Some(mut s) = self.session.take() {
-            let helper = match (&s.ctx.graceful_restart, reason) {
-                // RFC 4724 4.2: the TCP connection ended without a NOTIFICATION.
-                (Some(pr), DownReason::TcpClosed) => {
-                    let prefixes = s.rib_in.routes().map(|(p, _)| p).collect();
-                    self.keep_stale(pr, prefixes)
-                }
-                _ => false,
-            };
-            if !helper {
-                let events = s.rib_in.clear();
-                self.emit_rib_in(events);
-                // Whatever an earlier restart left stale goes too.
-                self.stale_flush();
-            }
-        }
-        self.pending_reason = Some(text);
     }
 }

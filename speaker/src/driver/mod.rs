@@ -10,6 +10,9 @@
 //! Nothing is decided before the initial lists of Services, EndpointSlices, this Node and
 //! the ConfigMap have arrived, so a restarting speaker never withdraws what it should keep.
 
+mod inputs;
+mod publish;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,21 +27,20 @@ use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::bfd::BfdSessions;
 use crate::cache::Cache;
-use crate::decision::{self, Decision, Origin};
-use crate::events::{EventSink, Severity, about_service};
-use crate::k8s::views::{NodeInfo, ServiceInfo, SliceInfo, key_of};
+use crate::decision::{self, Decision};
+use crate::events::EventSink;
 use crate::learned::PodRouteContext;
 use crate::metrics::Metrics;
 use crate::options::StopMode;
 use crate::peers::{self, DesiredPeers, LocalAddrs};
 use crate::sessions::Sessions;
-use crate::shared::{PeerInfo, Shared, Snapshot};
+use crate::shared::Shared;
 use crate::status::ConfigReport;
 
 /// How often peers that could not be set up are retried.
@@ -286,158 +288,6 @@ impl Driver {
         self.bfd.shutdown().await;
     }
 
-    /// Counted; logged (rate-limited) by the watch itself.
-    fn watch_error(&self, _what: &str, _e: &watcher::Error) {
-        self.metrics.update_errors.inc();
-    }
-
-    fn mark(&mut self, changed: bool) {
-        self.metrics.updates.inc();
-        self.dirty |= changed;
-    }
-
-    fn on_service(&mut self, ev: Event<Service>) {
-        match ev {
-            Event::Init => self.relist_services.start(),
-            Event::InitApply(svc) | Event::Apply(svc) => {
-                if let Some(info) = ServiceInfo::from_service(&svc) {
-                    self.relist_services.saw(&info.key);
-                    let changed = self.cache.upsert_service(info);
-                    self.mark(changed);
-                }
-            }
-            Event::Delete(svc) => {
-                if let (Some(ns), Some(name)) = (&svc.metadata.namespace, &svc.metadata.name) {
-                    let changed = self.cache.remove_service(&key_of(ns, name));
-                    self.mark(changed);
-                }
-            }
-            Event::InitDone => {
-                if let Some(seen) = self.relist_services.finish() {
-                    self.dirty |= self.cache.retain_services(&seen);
-                }
-                if !self.synced.services {
-                    tracing::info!(
-                        services = self.cache.service_count(),
-                        "initial list of Services received"
-                    );
-                }
-                self.synced.services = true;
-                self.dirty = true;
-            }
-        }
-    }
-
-    fn on_slice(&mut self, ev: Event<EndpointSlice>) {
-        match ev {
-            Event::Init => self.relist_slices.start(),
-            Event::InitApply(s) | Event::Apply(s) => {
-                if let Some(info) = SliceInfo::from_slice(&s) {
-                    self.relist_slices.saw(&info.key);
-                    let changed = self.cache.upsert_slice(info);
-                    self.mark(changed);
-                }
-            }
-            Event::Delete(s) => {
-                if let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) {
-                    let changed = self.cache.remove_slice(&key_of(ns, name));
-                    self.mark(changed);
-                }
-            }
-            Event::InitDone => {
-                if let Some(seen) = self.relist_slices.finish() {
-                    self.dirty |= self.cache.retain_slices(&seen);
-                }
-                self.synced.slices = true;
-                self.dirty = true;
-            }
-        }
-    }
-
-    fn on_node(&mut self, ev: Event<Node>) {
-        match ev {
-            Event::Init => {}
-            Event::InitApply(n) | Event::Apply(n) => {
-                if n.metadata.name.as_deref() != Some(self.node_name.as_str()) {
-                    return;
-                }
-                let changed = self.cache.set_node(Some(NodeInfo::from_node(&n)));
-                if changed {
-                    self.peers_dirty = true;
-                }
-                self.mark(changed);
-            }
-            Event::Delete(_) => {
-                tracing::warn!(node = %self.node_name, "this node's Node object was deleted; keeping the last known labels");
-            }
-            Event::InitDone => {
-                if self.cache.node.is_none() {
-                    tracing::warn!(node = %self.node_name, "Node object not found; waiting for it before announcing anything");
-                }
-                self.synced.node = true;
-                self.dirty = true;
-            }
-        }
-    }
-
-    /// A new configuration state (either source, see `ferrolb_daemon::config_source`). A
-    /// bad or missing input leaves the configuration in force untouched (sessions and
-    /// announcements stay exactly as they are) and marks it stale.
-    fn on_config_state(&mut self, st: ConfigState) {
-        self.metrics.updates.inc();
-        let reload = st.generation != self.config_state.generation;
-        let newly_synced = st.synced && !self.synced.config;
-        self.synced.config = st.synced;
-        self.config_state = st;
-        if reload && let Some(cfg) = &self.config_state.config {
-            self.config = Some((**cfg).clone());
-            self.metrics.config_loaded.set(1);
-            self.peers_dirty = true;
-            self.dirty = true;
-        }
-        if newly_synced {
-            self.dirty = true;
-        }
-        let source = self.config_state.origin.map(|o| o.as_str());
-        match self.config_state.stale.clone() {
-            None => {
-                self.metrics.config_stale.set(0);
-                self.config_report = ConfigReport {
-                    loaded: self.config.is_some(),
-                    stale: false,
-                    last_error: None,
-                    source,
-                };
-            }
-            Some(reason) => {
-                self.config_report.loaded = self.config.is_some();
-                self.config_report.source = source;
-                self.set_stale(reason);
-            }
-        }
-    }
-
-    fn set_stale(&mut self, reason: String) {
-        self.metrics.config_stale.set(1);
-        self.config_report.stale = true;
-        self.config_report.last_error = Some(reason);
-        self.publish();
-    }
-
-    fn on_bgp(&mut self, ev: SpeakerEvent) {
-        if let SpeakerEvent::PeerStateChanged {
-            peer,
-            from,
-            to,
-            reason,
-        } = &ev
-        {
-            tracing::info!(%peer, %from, %to, reason = reason.as_deref().unwrap_or(""), "BGP session state changed");
-        }
-        // Learned routes go from the sessions to the pod-route installer directly (the
-        // speaker's learned-route feed), not through here.
-    }
-
     /// Recompute everything and apply the difference.
     async fn reconcile(&mut self) {
         self.dirty = false;
@@ -551,155 +401,5 @@ impl Driver {
             opts.ignore_exclude_lb |= d.why == DrainCause::ExcludeLabel;
         }
         opts
-    }
-
-    fn emit_events(&mut self, decision: &Decision) {
-        for (key, ips) in &decision.announced_services {
-            if self.announced.get(key) == Some(ips) {
-                continue;
-            }
-            let Some(svc) = self.cache.service(key) else {
-                continue;
-            };
-            tracing::info!(service = %key, ips = ?ips, "service announced from this node");
-            self.events.publish(about_service(
-                &svc.namespace,
-                &svc.name,
-                svc.uid.clone(),
-                Severity::Normal,
-                "nodeAssigned",
-                format!(
-                    "announcing from node {:?} with protocol \"bgp\"",
-                    self.node_name
-                ),
-            ));
-        }
-        for key in self.announced.keys() {
-            if !decision.announced_services.contains_key(key) {
-                tracing::info!(service = %key, "service no longer announced from this node");
-            }
-        }
-        // (Service, Event reason, message): a warning is published once while it lasts.
-        let now: BTreeSet<(String, &'static str, String)> = decision
-            .problems
-            .iter()
-            .map(|p| (p.service.clone(), "AnnounceFailed", p.reason.clone()))
-            .chain(
-                decision
-                    .weight_ignored
-                    .iter()
-                    .map(|p| (p.service.clone(), "WeightIgnored", p.reason.clone())),
-            )
-            .collect();
-        for (key, event_reason, reason) in now.difference(&self.warned) {
-            let Some(svc) = self.cache.service(key) else {
-                continue;
-            };
-            if *event_reason == "AnnounceFailed" {
-                tracing::warn!(service = %key, %reason, "service not announced");
-            } else {
-                tracing::warn!(service = %key, %reason, "service announced without weight");
-            }
-            self.events.publish(about_service(
-                &svc.namespace,
-                &svc.name,
-                svc.uid.clone(),
-                Severity::Warning,
-                event_reason,
-                format!("node {:?}: {reason}", self.node_name),
-            ));
-        }
-        self.warned = now;
-    }
-
-    /// Publish only the config state (announcements stay as last published).
-    fn publish(&self) {
-        self.shared.set_config(self.config_report.clone());
-    }
-
-    fn publish_with(&self, decision: &Decision) {
-        let mut peers = BTreeMap::new();
-        let configured = self.sessions.configured();
-        let bfd_profiles = self.bfd.profiles();
-        let config_peers = self
-            .config
-            .as_ref()
-            .map(|c| c.peers.as_slice())
-            .unwrap_or(&[]);
-        for (addr, pc) in &self.desired_peers.peers {
-            peers.insert(
-                *addr,
-                PeerInfo {
-                    port: pc.port,
-                    local_as: pc.local_as,
-                    remote_as: pc.remote_as,
-                    desired: self.sessions.desired_count(*addr),
-                    error: self.sessions.errors().get(addr).cloned(),
-                    configured: configured.contains_key(addr),
-                    bfd_profile: bfd_profiles.get(addr).cloned(),
-                    bfd_error: self.bfd.errors().get(addr).cloned(),
-                },
-            );
-        }
-        for (addr, why) in &self.desired_peers.problems {
-            if peers.contains_key(addr) {
-                continue;
-            }
-            let cp = config_peers.iter().find(|p| p.address == *addr);
-            peers.insert(
-                *addr,
-                PeerInfo {
-                    port: cp.map_or(179, |p| p.port),
-                    local_as: cp.map_or(0, |p| p.my_asn),
-                    remote_as: cp.map_or(0, |p| p.peer_asn),
-                    desired: 0,
-                    error: Some(why.clone()),
-                    configured: false,
-                    bfd_profile: None,
-                    bfd_error: None,
-                },
-            );
-        }
-        let pod_cidrs = decision
-            .per_peer
-            .values()
-            .flat_map(|t| t.iter())
-            .filter(|(_, a)| a.origin == Origin::PodCidr)
-            .map(|(p, _)| *p)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        self.shared.publish(Snapshot {
-            synced: self.synced.all() && self.cache.node.is_some(),
-            config: self.config_report.clone(),
-            peers,
-            announced: decision.announced_services.clone(),
-            problems: decision
-                .problems
-                .iter()
-                .map(|p| format!("{}: {}", p.service, p.reason))
-                .collect(),
-            pod_cidrs,
-            on_sigterm: match self.stop_mode {
-                StopMode::Restart => {
-                    "restart (graceful restart where negotiated, else Cease)".into()
-                }
-                StopMode::Drain => format!(
-                    "drain (GRACEFUL_SHUTDOWN for {}s, then Cease)",
-                    self.drain_period.as_secs()
-                ),
-                StopMode::Withdraw => "withdraw (Cease)".into(),
-            },
-            draining: self.drain.map(|d| {
-                let left = d
-                    .until
-                    .saturating_duration_since(tokio::time::Instant::now());
-                format!(
-                    "{}: Service routes carry GRACEFUL_SHUTDOWN (65535:0), withdrawn in {}s",
-                    d.why.as_str(),
-                    left.as_secs()
-                )
-            }),
-        });
     }
 }
