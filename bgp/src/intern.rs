@@ -53,6 +53,9 @@ impl<T: Hash + Eq> Interner<T> {
     /// The shared copy equal to `value`, which the caller already holds in an `Arc`
     /// (kept as the shared copy if new).
     pub fn intern_arc(&mut self, value: Arc<T>) -> Arc<T> {
+        if self.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &value)) {
+            return value;
+        }
         if let Some(r) = self.set.get(&*value) {
             return r.clone();
         }

@@ -7,6 +7,7 @@
 //! measured with heaptrack), not a copy of the attributes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -34,6 +35,12 @@ enum RouteIn {
 }
 
 impl RouteIn {
+    /// The same allocation as `other` (an interned route handed back): equal without
+    /// comparing attributes.
+    fn is(&self, other: &Arc<Route>) -> bool {
+        matches!(self, RouteIn::Shared(r) if Arc::ptr_eq(r, other))
+    }
+
     fn get(&self) -> &Route {
         match self {
             RouteIn::Owned(r) => r,
@@ -131,6 +138,35 @@ impl AdjRibOut {
         self.set_desired_inner(desired.into_iter().map(|(p, r)| (p, RouteIn::Shared(r))))
     }
 
+    /// [`AdjRibOut::set_desired`] from the caller's description of each route, in prefix
+    /// order: `resolve` turns a key into its route (`None`: not announceable on this
+    /// session, left out) and is called once per distinct key, and the route is interned
+    /// here. The peer task hands over its desired table this way, so a route is built and
+    /// interned in one place, once per distinct attribute set, not once per prefix.
+    pub fn set_desired_keyed<K: Hash + Eq>(
+        &mut self,
+        desired: impl IntoIterator<Item = (IpNet, K)>,
+        mut resolve: impl FnMut(&K) -> Option<Route>,
+    ) -> RibDiff {
+        let mut resolved: HashMap<K, Option<Arc<Route>>> = HashMap::new();
+        let mut routes = Vec::new();
+        for (prefix, key) in desired {
+            let route = match resolved.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = resolve(&key).map(|r| self.interner.intern(r));
+                    resolved.insert(key, r.clone());
+                    r
+                }
+            };
+            if let Some(r) = route {
+                routes.push((prefix, RouteIn::Shared(r)));
+            }
+        }
+        debug_assert!(routes.windows(2).all(|w| w[0].0 < w[1].0), "prefix order");
+        self.set_desired_inner(routes.into_iter())
+    }
+
     /// Merge-walk of the old and new sorted maps: O(n) with one interner lookup per
     /// changed prefix.
     fn set_desired_inner(&mut self, desired: impl Iterator<Item = (IpNet, RouteIn)>) -> RibDiff {
@@ -154,7 +190,7 @@ impl AdjRibOut {
                 _ => None,
             };
             let interned = match previous {
-                Some(prev) if *prev == *route.get() => prev,
+                Some(prev) if route.is(&prev) || *prev == *route.get() => prev,
                 other => {
                     released += usize::from(other.is_some());
                     let r = match route {

@@ -113,6 +113,50 @@ fn set_desired_shared_matches_set_desired() {
 }
 
 #[test]
+fn set_desired_keyed_resolves_each_key_once_and_matches_set_desired() {
+    let nh = NextHop::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let prefix = |i: u32| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(0x0a000000 + i), 32).unwrap());
+    // Key = which attribute set; key 9 is not announceable (left out).
+    let keyed: Vec<(IpNet, u32)> = (0..60u32)
+        .map(|i| (prefix(i), [1, 2, 9][i as usize % 3]))
+        .collect();
+    let owned: BTreeMap<IpNet, Route> = keyed
+        .iter()
+        .filter(|(_, k)| *k != 9)
+        .map(|(p, k)| (*p, route(*k, nh)))
+        .collect();
+    let mut calls = Vec::new();
+    let mut a = AdjRibOut::new();
+    let d = a.set_desired_keyed(keyed.clone(), |k| {
+        calls.push(*k);
+        (*k != 9).then(|| route(*k, nh))
+    });
+    calls.sort_unstable();
+    assert_eq!(calls, vec![1, 2, 9], "one resolution per distinct key");
+    let mut b = AdjRibOut::new();
+    assert_eq!(d, b.set_desired(owned.clone()));
+    assert_eq!((a.len(), a.distinct_routes()), (40, 2));
+    // The same table again: nothing to send; a changed key: only its prefixes.
+    assert!(
+        a.set_desired_keyed(keyed.clone(), |k| (*k != 9).then(|| route(*k, nh)))
+            .is_empty()
+    );
+    let d = a.set_desired_keyed(keyed, |k| match k {
+        2 => Some(route(3, nh)),
+        9 => None,
+        k => Some(route(*k, nh)),
+    });
+    assert!(d.withdrawn.is_empty());
+    assert_eq!(d.announced.len(), 1);
+    assert_eq!(d.announced[0].0, route(3, nh));
+    assert_eq!(d.announced[0].1.len(), 20);
+    assert!(
+        a.set_desired(owned.clone()).prefix_count() == 20,
+        "back to the owned form"
+    );
+}
+
+#[test]
 fn rib_in_reports_only_changes_and_clear_withdraws_everything() {
     let nh = NextHop::V4(Ipv4Addr::new(192, 0, 2, 1));
     let ctx = ibgp();

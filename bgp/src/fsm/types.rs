@@ -49,7 +49,8 @@ pub enum ConnId {
 }
 
 impl ConnId {
-    pub(super) fn index(self) -> usize {
+    /// The connection's slot in a two-entry table (outbound 0, inbound 1).
+    pub(crate) fn index(self) -> usize {
         match self {
             ConnId::Outbound => 0,
             ConnId::Inbound => 1,

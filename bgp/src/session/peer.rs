@@ -115,13 +115,6 @@ pub(crate) struct PeerTask {
     stale: Option<helper::Stale>,
 }
 
-fn conn_index(c: ConnId) -> usize {
-    match c {
-        ConnId::Outbound => 0,
-        ConnId::Inbound => 1,
-    }
-}
-
 mod conn;
 mod export;
 mod helper;

@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::super::io::{IoEvent, WriteItem, read_loop, reap, write_loop};
 use super::super::socket::{self, ConnectParams};
-use super::{Conn, PeerTask, conn_index};
+use super::{Conn, PeerTask};
 use crate::fsm::{ConnId, Event};
 use crate::wire::{Message, SessionContext, decode, encode};
 
@@ -49,7 +49,7 @@ impl PeerTask {
         let (wtx, wrx) = mpsc::unbounded_channel();
         let reader_task = tokio::spawn(read_loop(read, conn, generation, self.io_tx.clone()));
         let writer_task = tokio::spawn(write_loop(write, wrx));
-        self.conns[conn_index(conn)] = Some(Conn {
+        self.conns[conn.index()] = Some(Conn {
             generation,
             writer: wtx,
             writer_task,
@@ -61,7 +61,7 @@ impl PeerTask {
     }
 
     pub(super) fn close_conn(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns[conn_index(conn)].take() {
+        if let Some(c) = self.conns[conn.index()].take() {
             c.reader_task.abort();
             drop(c.writer);
             self.closing.push(reap(c.writer_task));
@@ -73,13 +73,13 @@ impl PeerTask {
     }
 
     pub(super) fn send_bytes(&self, conn: ConnId, bytes: Vec<u8>) {
-        if let Some(c) = &self.conns[conn_index(conn)] {
+        if let Some(c) = &self.conns[conn.index()] {
             let _ = c.writer.send(WriteItem::Data(bytes));
         }
     }
 
     pub(super) fn send_message(&mut self, conn: ConnId, msg: &Message) {
-        let Some(c) = &self.conns[conn_index(conn)] else {
+        let Some(c) = &self.conns[conn.index()] else {
             return;
         };
         match encode(msg, &c.ctx) {
@@ -167,13 +167,13 @@ impl PeerTask {
     }
 
     fn live(&self, conn: ConnId, generation: u64) -> Option<&Conn> {
-        self.conns[conn_index(conn)]
+        self.conns[conn.index()]
             .as_ref()
             .filter(|c| c.generation == generation)
     }
 
     pub(super) fn on_inbound(&mut self, stream: TcpStream) {
-        if self.conns[conn_index(ConnId::Inbound)].is_some() {
+        if self.conns[ConnId::Inbound.index()].is_some() {
             debug!(peer = %self.peer(), "second inbound connection refused");
             return;
         }

@@ -7,7 +7,7 @@ use tracing::{debug, info, warn};
 use super::super::io::{IoEvent, WriteItem};
 use super::super::learned::{LearnedRoute, next_hop_address};
 use super::super::refresh;
-use super::{PeerTask, conn_index};
+use super::PeerTask;
 use crate::fsm::Event;
 use crate::rib::{RibInEvent, Route};
 use crate::session::SpeakerEvent;
@@ -106,7 +106,7 @@ impl PeerTask {
         let Some(s) = self.session.as_mut() else {
             return;
         };
-        let live = self.conns[conn_index(s.conn)]
+        let live = self.conns[s.conn.index()]
             .as_ref()
             .is_some_and(|c| c.generation == generation);
         if live && s.refreshes.done(family) {
@@ -128,7 +128,7 @@ impl PeerTask {
         self.send_diff(diff);
         self.send_end_of_rib(conn, &[family]);
         // Report back once it is all written and the minimum interval has passed.
-        if let Some(c) = &self.conns[conn_index(conn)] {
+        if let Some(c) = &self.conns[conn.index()] {
             let (tx, rx) = oneshot::channel();
             let _ = c.writer.send(WriteItem::Notify(tx));
             let io = self.io_tx.clone();

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::super::io::WriteItem;
 use super::super::refresh::Refreshes;
-use super::{PeerTask, Session, conn_index};
+use super::{PeerTask, Session, export};
 use crate::fsm::{ConnId, DownReason};
 use crate::rib::{AdjRibIn, AdjRibOut, RibDiff};
 use crate::session::SpeakerEvent;
@@ -16,7 +16,7 @@ use crate::wire::{AddressFamily, Message, SessionContext};
 
 impl PeerTask {
     pub(super) fn on_established(&mut self, conn: ConnId, ctx: SessionContext) {
-        let Some(c) = self.conns[conn_index(conn)].as_mut() else {
+        let Some(c) = self.conns[conn.index()].as_mut() else {
             return;
         };
         c.ctx = ctx.clone();
@@ -58,14 +58,7 @@ impl PeerTask {
         };
         let conn = s.conn;
         let families = s.ctx.families.clone();
-        let routes = self.resolve_desired(s);
-        if let Some(diff) = self
-            .session
-            .as_mut()
-            .map(|s| s.rib_out.set_desired_shared(routes))
-        {
-            self.send_diff(diff);
-        }
+        self.sync_desired();
         self.send_end_of_rib(conn, &families);
     }
 
@@ -76,7 +69,7 @@ impl PeerTask {
         let prefixes = self.session.as_ref().map_or(0, |s| s.rib_out.len());
         self.with_status(|s| s.status.updates_sent += families.len() as u64);
         // Report when the table has really been handed to the kernel.
-        if let Some(c) = &self.conns[conn_index(conn)] {
+        if let Some(c) = &self.conns[conn.index()] {
             let (tx, rx) = oneshot::channel();
             if c.writer.send(WriteItem::Notify(tx)).is_ok() {
                 let events = self.events.clone();
@@ -92,17 +85,12 @@ impl PeerTask {
 
     /// Re-resolve the desired set against the live session and send the difference.
     pub(super) fn sync_desired(&mut self) {
-        let Some(s) = self.session.as_ref() else {
+        let peer = self.peer();
+        let Some(s) = self.session.as_mut() else {
             return;
         };
-        let routes = self.resolve_desired(s);
-        if let Some(diff) = self
-            .session
-            .as_mut()
-            .map(|s| s.rib_out.set_desired_shared(routes))
-        {
-            self.send_diff(diff);
-        }
+        let diff = export::sync(&self.config, &self.desired, s, peer);
+        self.send_diff(diff);
     }
 
     pub(super) fn send_diff(&mut self, diff: RibDiff) {
