@@ -943,6 +943,29 @@ fn batched_writes_report_each_refusal_and_install_the_rest() {
     let got: BTreeSet<IpNet> = listed.iter().map(|r| r.prefix).collect();
     assert_eq!(got, want, "exactly the accepted routes are in the kernel");
 
+    // A dump is read one part at a time on the write socket. A reader dropped after its
+    // first part (a cancelled pass) leaves the rest of that dump queued; the next
+    // request still gets its own answers, and the next dump all routes, once each.
+    let mut parts = 0;
+    rt.block_on(async {
+        let mut dump = std::pin::pin!(k.for_each_route(|_| parts += 1));
+        assert!(
+            futures::poll!(dump.as_mut()).is_pending(),
+            "the dump lets other tasks run after its first part"
+        );
+    });
+    assert!(parts > 0 && parts < want.len(), "stopped part-way: {parts}");
+    rt.block_on(k.replace(net("10.99.0.0/24"), &hops(&["10.1.0.1"])))
+        .expect("a write after an abandoned dump");
+    let listed = rt.block_on(k.list()).expect("list after an abandoned dump");
+    let got: Vec<IpNet> = listed.iter().map(|r| r.prefix).collect();
+    let mut want_now: Vec<IpNet> = want.iter().copied().collect();
+    want_now.push(net("10.99.0.0/24"));
+    want_now.sort();
+    assert_eq!(got, want_now, "every route once after an abandoned dump");
+    rt.block_on(k.delete(net("10.99.0.0/24"), DEFAULT_METRIC))
+        .expect("delete");
+
     // Deletes in batches: present ones go, absent ones are no error.
     let deletes: Vec<Op> = (0..200)
         .map(|i| Op::Delete {

@@ -32,6 +32,7 @@ pub mod desired;
 mod ecmp;
 mod feed;
 mod hops;
+mod message;
 pub mod netlink;
 pub mod nodes;
 mod reconciler;

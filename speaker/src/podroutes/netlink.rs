@@ -1,4 +1,5 @@
-//! The kernel driver: our routes in the main table, read and written over rtnetlink.
+//! The kernel driver: our routes in the main table, read and written over rtnetlink
+//! (one socket of our own, [`batch`]; `rtnetlink`'s message types and builders).
 //!
 //! Every route we install carries [`ROUTE_PROTOCOL`] and a metric of our choosing
 //! ([`DEFAULT_METRIC`] unless configured). The protocol number is how we recognise our
@@ -15,19 +16,19 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
     RouteScope, RouteType,
 };
-use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
-use tokio::task::JoinHandle;
+use rtnetlink::{RouteMessageBuilder, RouteNextHopBuilder};
 
-use super::batch::{self, BatchSocket};
+use super::batch::{self, BatchSocket, DumpPart};
 use super::desired::{InstalledRoute, NextHops, Op};
+use super::message::RtMessage;
 
 /// The routing protocol number on every route we install: `proto 210` in `ip route`.
 ///
@@ -62,13 +63,13 @@ pub enum NetlinkError {
     /// The netlink socket could not be created.
     #[error("opening the rtnetlink socket: {0}")]
     Connect(std::io::Error),
-    /// A request was rejected or the connection failed.
+    /// The kernel refused a request.
     #[error("{what}: {source}")]
     Request {
         /// What we were doing, e.g. `replacing route 10.244.3.0/24`.
         what: String,
-        /// The rtnetlink error.
-        source: rtnetlink::Error,
+        /// The kernel's errno.
+        source: std::io::Error,
     },
     /// The batch socket failed (its replies can no longer be trusted).
     #[error("{what}: netlink socket: {source}")]
@@ -91,53 +92,27 @@ pub enum NetlinkError {
 impl NetlinkError {
     /// True when the error means the connection itself is broken (reconnect).
     pub fn is_connection_lost(&self) -> bool {
-        matches!(
-            self,
-            NetlinkError::Request {
-                source: rtnetlink::Error::RequestFailed,
-                ..
-            } | NetlinkError::Socket { .. }
-        )
+        matches!(self, NetlinkError::Socket { .. })
     }
 }
 
 /// Our routes in one network namespace's main table.
 #[derive(Debug)]
 pub struct KernelRoutes {
-    handle: Handle,
-    connection: JoinHandle<()>,
-    /// For [`KernelRoutes::apply_all`]: many writes per system call.
-    batch: std::sync::Mutex<BatchSocket>,
+    /// Many writes per system call ([`KernelRoutes::apply_all`]) and the dumps; held
+    /// across the yields of a dump, hence tokio's lock.
+    socket: tokio::sync::Mutex<BatchSocket>,
     metric: u32,
 }
 
-impl Drop for KernelRoutes {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
-}
-
-/// An rtnetlink connection, its handle and the batch socket, all in one namespace.
-type Opened = (
-    rtnetlink::proto::Connection<rtnetlink::packet_route::RouteNetlinkMessage>,
-    Handle,
-    BatchSocket,
-);
-
-/// Opens an rtnetlink connection and a batch socket. A netlink socket belongs to the
-/// network namespace of the thread that creates it, so for `netns` a short-lived thread
-/// enters the namespace, creates the sockets (registered with the caller's tokio runtime)
-/// and hands them back; no runtime thread ever changes namespace.
-fn open_connection(netns: Option<&Path>) -> Result<Opened, NetlinkError> {
-    let open = || -> Result<Opened, NetlinkError> {
-        let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Connect)?;
-        let batch = BatchSocket::open().map_err(NetlinkError::Connect)?;
-        Ok((conn, handle, batch))
-    };
+/// Opens the rtnetlink socket. A netlink socket belongs to the network namespace of the
+/// thread that creates it, so for `netns` a short-lived thread enters the namespace,
+/// creates the socket and hands it back; no runtime thread ever changes namespace.
+fn open_connection(netns: Option<&Path>) -> Result<BatchSocket, NetlinkError> {
+    let open = || BatchSocket::open().map_err(NetlinkError::Connect);
     let Some(path) = netns else {
         return open();
     };
-    let rt = tokio::runtime::Handle::current();
     let path = path.to_path_buf();
     let ns_err = |path: &Path, source| NetlinkError::Namespace {
         path: path.to_path_buf(),
@@ -148,7 +123,6 @@ fn open_connection(netns: Option<&Path>) -> Result<Opened, NetlinkError> {
             let file = std::fs::File::open(&path).map_err(|e| ns_err(&path, e))?;
             nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(|e| ns_err(&path, std::io::Error::from(e)))?;
-            let _guard = rt.enter();
             open()
         })
         .join()
@@ -161,17 +135,62 @@ fn open_connection(netns: Option<&Path>) -> Result<Opened, NetlinkError> {
 }
 
 impl KernelRoutes {
-    /// Connects (inside a tokio runtime) to the current network namespace, or to the one
-    /// at `netns` (e.g. `/var/run/netns/NAME`). Our routes get `metric`.
+    /// Connects to the current network namespace, or to the one at `netns` (e.g.
+    /// `/var/run/netns/NAME`). Our routes get `metric`.
     pub fn connect(netns: Option<&Path>, metric: u32) -> Result<KernelRoutes, NetlinkError> {
-        let (conn, handle, batch) = open_connection(netns)?;
-        let connection = tokio::spawn(conn);
         Ok(KernelRoutes {
-            handle,
-            connection,
-            batch: std::sync::Mutex::new(batch),
+            socket: tokio::sync::Mutex::new(open_connection(netns)?),
             metric,
         })
+    }
+
+    /// Runs a dump, handing each message to `f` as it is read; other tasks run between
+    /// its parts.
+    async fn dump(
+        &self,
+        request: RtMessage,
+        what: &str,
+        mut f: impl FnMut(RtMessage),
+    ) -> Result<(), NetlinkError> {
+        let lost = |source| NetlinkError::Socket {
+            what: what.to_string(),
+            source,
+        };
+        let mut socket = self.socket.lock().await;
+        let seq = socket.start_dump(request).map_err(lost)?;
+        loop {
+            match socket.read_dump(seq, &mut f).map_err(lost)? {
+                DumpPart::More => tokio::task::yield_now().await,
+                DumpPart::Done => break,
+                DumpPart::Refused(code) => {
+                    return Err(NetlinkError::Request {
+                        what: what.to_string(),
+                        source: std::io::Error::from_raw_os_error(code),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one request and returns the kernel's answer.
+    async fn request(
+        &self,
+        request: batch::Request,
+        what: &str,
+    ) -> Result<batch::Reply, NetlinkError> {
+        let replies = self.socket.lock().await.send(vec![request]);
+        match replies {
+            Ok(mut r) if r.len() == 1 => Ok(r.remove(0)),
+            Ok(_) => Err(NetlinkError::Socket {
+                what: what.to_string(),
+                source: std::io::Error::other("no answer"),
+            }),
+            Err(source) => Err(NetlinkError::Socket {
+                what: what.to_string(),
+                source,
+            }),
+        }
     }
 
     /// The metric our routes are installed with.
@@ -202,20 +221,15 @@ impl KernelRoutes {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
-            let mut stream = self.handle.route().get(msg).execute();
-            loop {
-                let next = stream
-                    .try_next()
-                    .await
-                    .map_err(|source| NetlinkError::Request {
-                        what: format!("listing {family:?} routes"),
-                        source,
-                    })?;
-                let Some(m) = next else { break };
-                if let Some(r) = parse_ours(&m) {
+            let what = format!("listing {family:?} routes");
+            self.dump(RtMessage::GetRoute(msg), &what, |m| {
+                if let RtMessage::NewRoute(m) = m
+                    && let Some(r) = parse_ours(&m)
+                {
                     f(r);
                 }
-            }
+            })
+            .await?;
         }
         Ok(())
     }
@@ -230,15 +244,9 @@ impl KernelRoutes {
     pub async fn addresses(&self) -> Result<(BTreeSet<IpAddr>, BTreeSet<IpNet>), NetlinkError> {
         let mut out = BTreeSet::new();
         let mut connected = BTreeSet::new();
-        let mut stream = self.handle.address().get().execute();
-        while let Some(m) = stream
-            .try_next()
-            .await
-            .map_err(|source| NetlinkError::Request {
-                what: "listing addresses".into(),
-                source,
-            })?
-        {
+        let request = RtMessage::GetAddress(AddressMessage::default());
+        self.dump(request, "listing addresses", |m| {
+            let RtMessage::NewAddress(m) = m else { return };
             for a in &m.attributes {
                 if let AddressAttribute::Address(ip) | AddressAttribute::Local(ip) = a {
                     out.insert(*ip);
@@ -247,42 +255,25 @@ impl KernelRoutes {
                     }
                 }
             }
-        }
+        })
+        .await?;
         Ok((out, connected))
     }
 
     /// Creates or replaces our route for `prefix`: one gateway, or ECMP (RTA_MULTIPATH)
     /// over several.
     pub async fn replace(&self, prefix: IpNet, next_hops: &NextHops) -> Result<(), NetlinkError> {
-        let msg = self.route_message(prefix, next_hops)?;
-        self.handle
-            .route()
-            .add(msg)
-            .replace()
-            .execute()
-            .await
-            .map_err(|source| NetlinkError::Request {
-                what: format!("replacing route {prefix}"),
-                source,
-            })
+        let op = Op::Replace {
+            prefix,
+            next_hops: next_hops.clone(),
+        };
+        self.apply(&op).await
     }
 
     /// Deletes our route for `prefix` at `metric` (all its paths). A route already gone
     /// is not an error.
     pub async fn delete(&self, prefix: IpNet, metric: u32) -> Result<(), NetlinkError> {
-        let msg = delete_message(prefix, metric)?;
-        match self.handle.route().del(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(rtnetlink::Error::NetlinkError(e))
-                if e.code.map(|c| c.get().abs()) == Some(ESRCH) =>
-            {
-                Ok(())
-            }
-            Err(source) => Err(NetlinkError::Request {
-                what: format!("deleting route {prefix} metric {metric}"),
-                source,
-            }),
-        }
+        self.apply(&Op::Delete { prefix, metric }).await
     }
 
     /// Applies planned operations, [`batch::BATCH`] per system call (see [`batch`]); the
@@ -312,10 +303,7 @@ impl KernelRoutes {
                     Err(e) => results.push(Some(Err(e))),
                 }
             }
-            let replies = match self.batch.lock() {
-                Ok(mut socket) => socket.send(requests),
-                Err(_) => Err(std::io::Error::other("batch socket poisoned")),
-            };
+            let replies = self.socket.lock().await.send(requests);
             let mut answered = 0;
             for (op, slot) in chunk.iter().zip(results) {
                 out.push(slot.unwrap_or_else(|| {
@@ -337,10 +325,16 @@ impl KernelRoutes {
 
     /// Applies one planned operation.
     pub async fn apply(&self, op: &Op) -> Result<(), NetlinkError> {
-        match op {
-            Op::Replace { prefix, next_hops } => self.replace(*prefix, next_hops).await,
-            Op::Delete { prefix, metric } => self.delete(*prefix, *metric).await,
-        }
+        let request = match op {
+            Op::Replace { prefix, next_hops } => {
+                batch::Request::Replace(self.route_message(*prefix, next_hops)?)
+            }
+            Op::Delete { prefix, metric } => {
+                batch::Request::Delete(delete_message(*prefix, *metric)?)
+            }
+        };
+        let reply = self.request(request, &describe(op)).await?;
+        reply_result(op, &reply)
     }
 
     fn route_message(
@@ -403,14 +397,10 @@ fn reply_result(op: &Op, reply: &batch::Reply) -> Result<(), NetlinkError> {
     match (reply, op) {
         (batch::Reply::Ok, _) => Ok(()),
         (batch::Reply::Refused(ESRCH), Op::Delete { .. }) => Ok(()),
-        (batch::Reply::Refused(code), _) => {
-            let mut e = rtnetlink::packet_core::ErrorMessage::default();
-            e.code = std::num::NonZeroI32::new(-code);
-            Err(NetlinkError::Request {
-                what: describe(op),
-                source: rtnetlink::Error::NetlinkError(e),
-            })
-        }
+        (batch::Reply::Refused(code), _) => Err(NetlinkError::Request {
+            what: describe(op),
+            source: std::io::Error::from_raw_os_error(*code),
+        }),
     }
 }
 
