@@ -18,19 +18,9 @@ use clap::{Parser, Subcommand};
     about = "ferrolb controller: assigns IPs to LoadBalancer Services"
 )]
 pub struct Cli {
-    /// Namespace of the ConfigMap and of the leader-election Lease.
-    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
-    pub namespace: String,
-    /// Name of the ConfigMap holding the MetalLB configuration (data key `config`).
-    #[arg(long, env = "METALLB_CONFIG", default_value = "config")]
-    pub config: String,
-    /// Only handle Services with this `spec.loadBalancerClass`. Without it, Services that set
-    /// any class are ignored.
-    #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
-    pub lb_class: Option<String>,
-    /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
+    /// `--namespace`, `--config`, `--lb-class`, `--kubeconfig`.
+    #[command(flatten)]
+    pub cluster: ferrolb_daemon::cli::ClusterArgs,
     /// The HTTP server (`/metrics`, `/healthz`, `/readyz`): `--listen`, or MetalLB's
     /// `--host` and `--port`.
     #[command(flatten)]
@@ -97,8 +87,9 @@ impl Cli {
 
     /// Turn the flags into the library's run options.
     pub fn to_options(&self) -> crate::Options {
-        let mut opts = crate::Options::new(self.namespace.clone(), self.config.clone());
-        opts.lb_class = self.lb_class.clone();
+        let mut opts =
+            crate::Options::new(self.cluster.namespace.clone(), self.cluster.config.clone());
+        opts.lb_class = self.cluster.lb_class.clone();
         opts.listen = Some(self.listen_addr());
         opts.lease_name = self.lease_name.clone();
         if let Some(id) = &self.identity {

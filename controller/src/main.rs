@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
     }
     ferrolb_daemon::init_logging(cli.log_format);
     let mut opts = cli.to_options();
-    opts.kubeconfig = cli.kubeconfig.clone();
+    opts.kubeconfig = cli.cluster.kubeconfig.clone();
     tracing::info!(
         namespace = %opts.namespace,
         config = %opts.config_name,

@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -42,14 +41,9 @@ pub struct Metrics {
     addresses_total: Family<PoolLabel, FloatGauge>,
     addresses_in_use: Family<PoolLabel, FloatGauge>,
     services_allocated: Family<PoolLabel, FloatGauge>,
-    /// Successful writes to the API server (`metallb_k8s_client_updates_total`).
-    pub updates: Counter,
-    /// Failed writes (`metallb_k8s_client_update_errors_total`).
-    pub update_errors: Counter,
-    /// 1 once a configuration was loaded.
-    pub config_loaded: Gauge,
-    /// 1 while the newest ConfigMap content is invalid and an older one is in force.
-    pub config_stale: Gauge,
+    /// `metallb_k8s_client_*`: successful and failed writes to the API server, the
+    /// configuration loaded and stale.
+    pub k8s: ferrolb_daemon::metrics::K8sClientMetrics,
     /// 1 while this replica holds the leader Lease (ferrolb's own).
     pub is_leader: Gauge,
     /// Duration of each Lease round (a renewal: one PUT; an acquisition: GET + PUT), in seconds.
@@ -70,10 +64,7 @@ impl Metrics {
         let addresses_total = Family::<PoolLabel, FloatGauge>::default();
         let addresses_in_use = Family::<PoolLabel, FloatGauge>::default();
         let services_allocated = Family::<PoolLabel, FloatGauge>::default();
-        let updates = Counter::default();
-        let update_errors = Counter::default();
-        let config_loaded = Gauge::default();
-        let config_stale = Gauge::default();
+        let k8s = ferrolb_daemon::metrics::K8sClientMetrics::default();
         let is_leader = Gauge::default();
         let lease_latency =
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]);
@@ -92,27 +83,7 @@ impl Metrics {
             "Number of Services holding an IP from the pool",
             services_allocated.clone(),
         );
-        // prometheus-client appends `_total` to counters.
-        registry.register(
-            "metallb_k8s_client_updates",
-            "Number of k8s object updates that have been processed",
-            updates.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_update_errors",
-            "Number of k8s object updates that failed for some reason",
-            update_errors.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once",
-            config_loaded.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load",
-            config_stale.clone(),
-        );
+        k8s.register(&mut registry);
         registry.register(
             "ferrolb_controller_leader_bool",
             "1 while this replica holds the leader-election Lease",
@@ -128,10 +99,7 @@ impl Metrics {
             addresses_total,
             addresses_in_use,
             services_allocated,
-            updates,
-            update_errors,
-            config_loaded,
-            config_stale,
+            k8s,
             is_leader,
             lease_latency,
             known_pools: Mutex::new(BTreeSet::new()),
@@ -182,8 +150,8 @@ mod tests {
     #[test]
     fn names_match_metallb() {
         let m = Metrics::new();
-        m.updates.inc();
-        m.config_stale.set(1);
+        m.k8s.updates.inc();
+        m.k8s.config_stale.set(1);
         m.set_pool_stats(&[PoolStat {
             pool: "p1".into(),
             total: 10.0,

@@ -1,6 +1,29 @@
 //! The command-line arguments both daemons share, so they are spelled and behave the same.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Which cluster a daemon talks to, where it finds its configuration and which Services
+/// it handles: MetalLB's `--namespace`, `--config` and `--lb-class`, plus `--kubeconfig`.
+/// Every flag has an environment fallback, because in a Pod env vars are the easy way to
+/// inject them.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ClusterArgs {
+    /// Namespace of the configuration ConfigMap (and of the controller's leader-election
+    /// Lease).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Name of the ConfigMap holding the MetalLB configuration (data key `config`).
+    #[arg(long, env = "METALLB_CONFIG", default_value = "config")]
+    pub config: String,
+    /// Only handle Services with this `spec.loadBalancerClass`. Without it, Services that set
+    /// any class are ignored.
+    #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
 
 /// Where the HTTP server (`/metrics`, `/healthz`, `/readyz`, and the speaker's `/status`)
 /// listens. One way to say it: `--listen ADDR:PORT`; MetalLB's `--port` and `--host` (the

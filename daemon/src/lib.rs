@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod config_source;
 pub mod events;
+pub mod metrics;
 pub mod probes;
 pub mod ratelog;
 pub mod rejection;

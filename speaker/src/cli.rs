@@ -5,8 +5,6 @@
 //! `--lb-class`, `--port`, `--host`, `--ignore-exclude-lb`), so a DaemonSet written for
 //! MetalLB needs only its image changed.
 
-use std::path::PathBuf;
-
 use clap::{Parser, ValueEnum};
 use ipnet::IpNet;
 
@@ -24,23 +22,13 @@ pub struct Cli {
     /// This node's name (set it from the downward API: `spec.nodeName`).
     #[arg(long = "node-name", env = "METALLB_NODE_NAME")]
     pub node_name: String,
-    /// Namespace of the configuration ConfigMap.
-    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
-    pub namespace: String,
-    /// Name of the ConfigMap holding the MetalLB configuration (data key `config`).
-    #[arg(long, env = "METALLB_CONFIG", default_value = "config")]
-    pub config: String,
-    /// Only handle Services with this `spec.loadBalancerClass`. Without it, Services that set
-    /// any class are ignored.
-    #[arg(long = "lb-class", env = "METALLB_LB_CLASS")]
-    pub lb_class: Option<String>,
+    /// `--namespace`, `--config`, `--lb-class`, `--kubeconfig`.
+    #[command(flatten)]
+    pub cluster: ferrolb_daemon::cli::ClusterArgs,
     /// The HTTP server (`/metrics`, `/healthz`, `/readyz`, `/status`): `--listen`, or
     /// MetalLB's `--host` and `--port`.
     #[command(flatten)]
     pub http: ferrolb_daemon::cli::HttpArgs,
-    /// Path of a kubeconfig file; without it the in-cluster config or `~/.kube/config` is used.
-    #[arg(long, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
     /// Announce even from nodes labelled `node.kubernetes.io/exclude-from-external-load-balancers`.
     #[arg(long = "ignore-exclude-lb", env = "METALLB_IGNORE_EXCLUDE_LB")]
     pub ignore_exclude_lb: bool,
@@ -159,9 +147,9 @@ impl Cli {
     /// Turn the flags into the library's run options (without a pod-route installer).
     pub fn to_options(&self) -> crate::Options {
         let mut o = crate::Options::new(self.node_name.clone());
-        o.namespace = self.namespace.clone();
-        o.config_name = self.config.clone();
-        o.decision.lb_class = self.lb_class.clone();
+        o.namespace = self.cluster.namespace.clone();
+        o.config_name = self.cluster.config.clone();
+        o.decision.lb_class = self.cluster.lb_class.clone();
         o.decision.ignore_exclude_lb = self.ignore_exclude_lb;
         o.decision.exclude_cordoned = self.drain_on_cordon;
         o.decision.pod_cidr_mode = self.pod_cidr_mode.into();

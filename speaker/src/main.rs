@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     );
     match ferrolb_speaker::run(
         opts,
-        cli.kubeconfig.as_deref(),
+        cli.cluster.kubeconfig.as_deref(),
         ferrolb_daemon::shutdown_signal(),
     )
     .await

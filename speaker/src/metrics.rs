@@ -53,14 +53,9 @@ pub struct Metrics {
     received_prefixes: Family<PeerLabel, Gauge>,
     max_prefix_ceases: Family<PeerLabel, Gauge>,
     pod_routes_refused: Family<ReasonLabel, Gauge>,
-    /// Watch updates processed (`metallb_k8s_client_updates_total`).
-    pub updates: Counter,
-    /// Watch and write errors (`metallb_k8s_client_update_errors_total`).
-    pub update_errors: Counter,
-    /// 1 once a configuration was loaded.
-    pub config_loaded: Gauge,
-    /// 1 while the newest ConfigMap content is invalid and an older one is in force.
-    pub config_stale: Gauge,
+    /// `metallb_k8s_client_*`: watch updates processed, watch and write errors, the
+    /// configuration loaded and stale.
+    pub k8s: ferrolb_daemon::metrics::K8sClientMetrics,
     /// Reconcile passes (`ferrolb_speaker_reconciles_total`).
     pub reconciles: Counter,
     /// `metallb_bfd_*` (MetalLB FRR mode's BFD names).
@@ -95,10 +90,7 @@ impl Metrics {
             received_prefixes: Family::default(),
             max_prefix_ceases: Family::default(),
             pod_routes_refused: Family::default(),
-            updates: Counter::default(),
-            update_errors: Counter::default(),
-            config_loaded: Gauge::default(),
-            config_stale: Gauge::default(),
+            k8s: Default::default(),
             reconciles: Counter::default(),
             bfd: Default::default(),
             state: Mutex::new(SeenState::default()),
@@ -145,26 +137,7 @@ impl Metrics {
             "Learned routes not installed in the kernel, per reason",
             m.pod_routes_refused.clone(),
         );
-        registry.register(
-            "metallb_k8s_client_updates",
-            "Number of k8s object updates that have been processed",
-            m.updates.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_update_errors",
-            "Number of k8s object updates that failed for some reason",
-            m.update_errors.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_loaded_bool",
-            "1 if the MetalLB configuration was successfully loaded at least once",
-            m.config_loaded.clone(),
-        );
-        registry.register(
-            "metallb_k8s_client_config_stale_bool",
-            "1 if running on a stale configuration, because the latest config failed to load",
-            m.config_stale.clone(),
-        );
+        m.k8s.register(&mut registry);
         registry.register(
             "ferrolb_speaker_reconciles",
             "Number of times the speaker recomputed what to announce",
@@ -309,8 +282,8 @@ mod tests {
     #[test]
     fn names_and_values_match_metallb() {
         let m = Metrics::new();
-        m.config_stale.set(1);
-        m.updates.inc();
+        m.k8s.config_stale.set(1);
+        m.k8s.updates.inc();
         m.set_announced(
             "node-1",
             &BTreeMap::from([(

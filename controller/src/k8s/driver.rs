@@ -154,7 +154,7 @@ impl Driver {
                     Ok(None) => break,
                     // Logged (rate-limited) by the watch itself.
                     Err(_) => {
-                        self.metrics.update_errors.inc();
+                        self.metrics.k8s.update_errors.inc();
                     }
                 },
                 Ok(()) = changed(&mut config) => {
@@ -362,7 +362,7 @@ impl Driver {
                     pools = pools.names().count(),
                     "using the configuration given in the options; ignoring the ConfigMap"
                 );
-                self.metrics.config_loaded.set(1);
+                self.metrics.k8s.config_loaded.set(1);
                 self.health.config_loaded.store(true, Ordering::Relaxed);
                 self.pools = Some(pools);
             }
@@ -375,7 +375,10 @@ impl Driver {
 
     /// A new configuration state: reload on a new generation, Events for a new input.
     fn on_config_state(&mut self, st: ConfigState) {
-        self.metrics.config_stale.set(i64::from(st.stale.is_some()));
+        self.metrics
+            .k8s
+            .config_stale
+            .set(i64::from(st.stale.is_some()));
         let new_input = st.input != self.config_state.input;
         let new_generation = st.generation != self.config_state.generation;
         let was_synced = self.cm_synced;
@@ -389,7 +392,7 @@ impl Driver {
                 Ok(pools) => self.use_pools(pools),
                 Err(e) => {
                     tracing::error!(error = %e, "configuration rejected by the allocator; keeping the last good one");
-                    self.metrics.config_stale.set(1);
+                    self.metrics.k8s.config_stale.set(1);
                 }
             }
         } else if !was_synced && self.cm_synced {
@@ -417,7 +420,7 @@ impl Driver {
             pools = pools.names().count(),
             "allocator configuration loaded"
         );
-        self.metrics.config_loaded.set(1);
+        self.metrics.k8s.config_loaded.set(1);
         self.health.config_loaded.store(true, Ordering::Relaxed);
         self.pools = Some(pools.clone());
         if let Some(rec) = &mut self.rec {
@@ -480,7 +483,7 @@ impl Driver {
     fn on_write_done(&mut self, done: crate::k8s::writer::Done) {
         let e = match done.result {
             Ok(()) => {
-                self.metrics.updates.inc_by(done.requests);
+                self.metrics.k8s.updates.inc_by(done.requests);
                 if let Some(n) = self.attempts.remove(&done.key)
                     && n > 0
                 {
@@ -490,7 +493,7 @@ impl Driver {
             }
             Err(e) => e,
         };
-        self.metrics.update_errors.inc();
+        self.metrics.k8s.update_errors.inc();
         let f = Failure::of(&e);
         let attempt = {
             let n = self.attempts.entry(done.key.clone()).or_insert(0);

@@ -15,11 +15,11 @@ use crate::status::ConfigReport;
 impl Driver {
     /// Counted; logged (rate-limited) by the watch itself.
     pub(super) fn watch_error(&self, _what: &str, _e: &watcher::Error) {
-        self.metrics.update_errors.inc();
+        self.metrics.k8s.update_errors.inc();
     }
 
     fn mark(&mut self, changed: bool) {
-        self.metrics.updates.inc();
+        self.metrics.k8s.updates.inc();
         self.dirty |= changed;
     }
 
@@ -111,14 +111,14 @@ impl Driver {
     /// bad or missing input leaves the configuration in force untouched (sessions and
     /// announcements stay exactly as they are) and marks it stale.
     pub(super) fn on_config_state(&mut self, st: ConfigState) {
-        self.metrics.updates.inc();
+        self.metrics.k8s.updates.inc();
         let reload = st.generation != self.config_state.generation;
         let newly_synced = st.synced && !self.synced.config;
         self.synced.config = st.synced;
         self.config_state = st;
         if reload && let Some(cfg) = &self.config_state.config {
             self.config = Some((**cfg).clone());
-            self.metrics.config_loaded.set(1);
+            self.metrics.k8s.config_loaded.set(1);
             self.peers_dirty = true;
             self.dirty = true;
         }
@@ -128,7 +128,7 @@ impl Driver {
         let source = self.config_state.origin.map(|o| o.as_str());
         match self.config_state.stale.clone() {
             None => {
-                self.metrics.config_stale.set(0);
+                self.metrics.k8s.config_stale.set(0);
                 self.config_report = ConfigReport {
                     loaded: self.config.is_some(),
                     stale: false,
@@ -145,7 +145,7 @@ impl Driver {
     }
 
     fn set_stale(&mut self, reason: String) {
-        self.metrics.config_stale.set(1);
+        self.metrics.k8s.config_stale.set(1);
         self.config_report.stale = true;
         self.config_report.last_error = Some(reason);
         self.publish();
