@@ -356,17 +356,25 @@ pub fn decode(frame: &[u8], ctx: &SessionContext) -> Result<Decoded, DecodeError
     }
 }
 
-fn decode_open(body: &[u8]) -> Result<Open, DecodeError> {
-    // RFC 5492: capabilities we cannot parse are ignored, not an error.
-    let mut pctx = BgpParsingContext::new(
-        true,
+/// netgauze's parsing context as ferrolb uses it everywhere: no multiple labels, no
+/// ADD-PATH; non-unicast NLRI in a withdraw or update and a malformed path attribute are
+/// errors (the caller turns them into the right NOTIFICATION or treat-as-withdraw), a
+/// capability it cannot parse is not (RFC 5492: ignored).
+pub(crate) fn parsing_context(four_octet_as: bool) -> BgpParsingContext {
+    BgpParsingContext::new(
+        four_octet_as,
         HashMap::new(),
         HashMap::new(),
         true,
         true,
         false,
         true,
-    );
+    )
+}
+
+fn decode_open(body: &[u8]) -> Result<Open, DecodeError> {
+    // RFC 5492: capabilities we cannot parse are ignored, not an error.
+    let mut pctx = parsing_context(true);
     let mut cur = SliceReader::new(body);
     let open = BgpOpenMessage::parse(&mut cur, &mut pctx).map_err(|e| {
         let reason = format!("bad OPEN: {e}");

@@ -11,11 +11,8 @@ mod attribute;
 mod nlri;
 mod rfc7606;
 
-use std::collections::HashMap;
-
 use ipnet::IpNet;
 use netgauze_bgp_pkt::path_attribute::AsPath;
-use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 
 use super::errors::{DecodeError, ErrorAction, codes};
 use super::types::{
@@ -104,15 +101,7 @@ pub(crate) fn decode_update(
 
     let mut actions = Vec::new();
     let mut c = Collected::default();
-    let mut pctx = BgpParsingContext::new(
-        ctx.four_octet_as,
-        HashMap::new(),
-        HashMap::new(),
-        true,
-        true,
-        false,
-        true,
-    );
+    let mut pctx = super::codec::parsing_context(ctx.four_octet_as);
     let mut off = 0;
     let mut attr_count = 0;
     while off < attr_bytes.len() {
