@@ -1,7 +1,7 @@
 //! From the decision's adverts to the BGP speaker's desired routes, per session.
 //!
-//! Pure. Every route gets our session address as next hop ([`NextHopSpec::SelfAddress`])
-//! and an empty AS_PATH (the encoder prepends our AS towards eBGP peers). Service routes get
+//! Pure. Every route gets our session address as next hop
+//! ([`ferrolb_bgp::session::NextHopSpec::SelfAddress`]) and an empty AS_PATH (the encoder prepends our AS towards eBGP peers). Service routes get
 //! ORIGIN INCOMPLETE, as MetalLB's native speaker sends (`internal/bgp/native/messages.go`,
 //! v0.12.1; its FRR mode sends IGP), so routers keep load-balancing across MetalLB and ferrolb
 //! nodes during a migration; pod CIDRs, which MetalLB never announces, get IGP. A weighted

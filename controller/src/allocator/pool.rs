@@ -37,7 +37,7 @@ pub struct Pool {
     /// this has no effect on IPv6 addresses).
     pub avoid_buggy_ips: bool,
     /// `serviceAllocation`: only the Services it selects get this pool's addresses, and it is
-    /// tried before the pools without one (see [`super::scope`]). `None`: every Service, as a
+    /// tried before the pools without one (see `allocator::scope`). `None`: every Service, as a
     /// fallback.
     pub service_allocation: Option<ServiceAllocation>,
 }

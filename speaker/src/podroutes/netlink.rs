@@ -1,5 +1,5 @@
 //! The kernel driver: our routes in the main table, read and written over rtnetlink
-//! (one socket of our own, [`batch`]; `rtnetlink`'s message types and builders).
+//! (one socket of our own, `podroutes::batch`; `rtnetlink`'s message types and builders).
 //!
 //! Every route we install carries [`ROUTE_PROTOCOL`] and a metric of our choosing
 //! ([`DEFAULT_METRIC`] unless configured). The protocol number is how we recognise our
@@ -276,10 +276,10 @@ impl KernelRoutes {
         self.apply(&Op::Delete { prefix, metric }).await
     }
 
-    /// Applies planned operations, [`batch::BATCH`] per system call (see [`batch`]); the
-    /// results come back in the order of `ops`. Callers order dependent operations
-    /// (deletes before replaces) by calling this once per group. Other tasks run
-    /// between batches.
+    /// Applies planned operations, 64 (`batch::BATCH`) per system call (see
+    /// `podroutes::batch`); the results come back in the order of `ops`. Callers order
+    /// dependent operations (deletes before replaces) by calling this once per group.
+    /// Other tasks run between batches.
     pub async fn apply_all(&self, ops: &[Op]) -> Vec<Result<(), NetlinkError>> {
         let mut out = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(batch::BATCH) {
